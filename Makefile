@@ -1,0 +1,66 @@
+# evstream — front door. `make run` and `make test` work on a fresh Debian 12 machine.
+SHELL := /bin/bash
+BUILD_DIR ?= build
+CHECK_DIR ?= build-check
+COVERAGE_DIR ?= build-coverage
+JOBS ?= $(shell nproc)
+PORT ?= 8000
+DB ?= ./evstream.db
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+  CMAKE_FLAGS += -DEVSTREAM_WERROR=ON
+endif
+
+# Everything the build, the tests and the benchmarks need, as Debian packages.
+PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nlohmann-json3-dev \
+            libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test check coverage bench run format clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing >&2; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >&2; \
+	fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+check: deps
+	cmake -S . -B $(CHECK_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(CHECK_DIR) -j $(JOBS)
+	cd $(CHECK_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+coverage: deps
+	cmake -S . -B $(COVERAGE_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_COVERAGE=ON $(CMAKE_FLAGS)
+	cmake --build $(COVERAGE_DIR) -j $(JOBS)
+	find $(COVERAGE_DIR) -name '*.gcda' -delete
+	cd $(COVERAGE_DIR) && ctest --output-on-failure -j $(JOBS)
+	gcovr -r . --filter 'core/' --object-directory $(COVERAGE_DIR) --print-summary --fail-under-line 80
+
+bench: build
+	./bench/run
+
+run: build
+	$(BUILD_DIR)/evstream serve --host 127.0.0.1 --port $(PORT) --db $(DB)
+
+format:
+	clang-format -i core/*.hpp core/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp bench/*.cpp 2>/dev/null || true
+
+clean:
+	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR)
