@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/event.hpp"
@@ -38,8 +39,12 @@ struct AppendResult {
 
 enum class Order { asc, desc };
 
+// Store::query returns at most this many records per page, whatever the request asks for.
+inline constexpr int kMaxQueryLimit = 1000;
+
 // A page request. Every bound is exclusive for ids (after < id < before) and inclusive for times
-// (since <= time <= until). An empty `topics` means all topics.
+// (since <= time <= until). An empty `topics` means all topics. `limit` is clamped to
+// 1..kMaxQueryLimit.
 struct Query {
   std::optional<EventId> after;
   std::optional<EventId> before;
@@ -51,8 +56,8 @@ struct Query {
 };
 
 struct StoreStats {
-  std::int64_t events = 0;   // rows stored now
-  EventId last_id = 0;       // newest id ever assigned (0 when none), survives retention
+  std::int64_t events = 0;      // rows stored now
+  EventId last_id = 0;          // newest id ever assigned (0 when none), survives retention
   std::int64_t file_bytes = 0;  // main db file + WAL, 0 for :memory:
 };
 
@@ -86,8 +91,9 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Appends a batch in one transaction; results[i] belongs to batch[i]. A key already stored (or
-  // earlier in the same batch) yields duplicate=true and stores nothing. Throws evstream::Error
-  // when the transaction fails (it is rolled back: nothing of the batch is stored).
+  // earlier in the same batch) yields duplicate=true and stores nothing; a key is remembered as
+  // long as its event is stored (retention forgets it). Throws evstream::Error when the
+  // transaction fails (it is rolled back: nothing of the batch is stored).
   std::vector<AppendResult> append(std::span<const NewEvent> batch);
 
   std::vector<Record> query(const Query& query);
@@ -98,10 +104,11 @@ class Store {
   // last N events follow (0 when fewer than N are stored).
   EventId cursor_for_last(int n, const std::vector<std::string>& topics);
   // The greatest id whose time is before `time_us` (the cursor for "since TIME"); 0 when none.
+  // Times follow ids unless the system clock stepped back; then the newest-by-time event wins.
   EventId cursor_for_time(std::int64_t time_us);
 
-  // Deletes events older than `max_age_us` (relative to now) and/or beyond the newest
-  // `max_events`; returns how many rows went.
+  // Deletes events older than `max_age_us` (relative to now_unix_us()) and/or beyond the newest
+  // `max_events`, in one transaction; returns how many rows went. Ids are never reused.
   std::int64_t apply_retention(std::optional<std::int64_t> max_age_us,
                                std::optional<std::int64_t> max_events);
 
@@ -109,6 +116,10 @@ class Store {
   const std::string& path() const { return m_path; }
 
  private:
+  void open(Mode mode, Durability durability);
+  void migrate(Mode mode);
+  AppendResult append_one(const NewEvent& event);
+  void rollback() noexcept;
   void close() noexcept;
   std::string m_path;
   sqlite3* m_db = nullptr;

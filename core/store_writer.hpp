@@ -17,12 +17,12 @@
 namespace evstream {
 
 struct StoreWriterOptions {
-  std::size_t max_queued_events = 65536;        // submit() answers `full` past this many...
-  std::size_t max_queued_bytes = 256u << 20;    // ...or past this many bytes of data
-  std::size_t max_batch_events = 1024;          // one transaction holds at most this many
-  std::optional<std::int64_t> retain_age_us;    // retention, applied by the store thread
+  std::size_t max_queued_events = 65536;      // submit() answers `full` past this many...
+  std::size_t max_queued_bytes = 256u << 20;  // ...or past this many bytes of data
+  std::size_t max_batch_events = 1024;        // one transaction holds at most this many
+  std::optional<std::int64_t> retain_age_us;  // retention, applied by the store thread
   std::optional<std::int64_t> retain_events;
-  std::int64_t retention_interval_us = 10'000'000;  // how often retention runs
+  std::int64_t retention_interval_us = 10'000'000;  // how often retention runs; <= 0: per batch
 };
 
 // One event after its transaction: the caller's tag, the outcome, and the event itself (moved
@@ -57,7 +57,8 @@ class StoreWriter {
   std::size_t queued() const;  // events waiting for a transaction
   std::uint64_t batches_committed() const;
 
-  // Last transaction's duration and size, for metrics (read by the service thread).
+  // Duration and size of each transaction since the last call (the newest 4096 at most), for
+  // metrics (read by the service thread). Failed transactions are sampled too.
   struct BatchSample {
     std::int64_t commit_us;
     std::size_t events;
@@ -65,9 +66,18 @@ class StoreWriter {
   std::vector<BatchSample> take_batch_samples();
 
  private:
+  // Events taken from the queue for one transaction; tags[i] belongs to events[i] (two vectors
+  // because Store::append wants the events contiguous).
+  struct Batch {
+    std::vector<std::uint64_t> tags;
+    std::vector<NewEvent> events;
+  };
   void run();
-  void commit_batch(std::vector<std::pair<std::uint64_t, NewEvent>>& batch);
+  bool next_batch(Batch& batch);  // waits; false once closed and the queue is empty
+  void commit_batch(Batch& batch);
   void maybe_apply_retention();
+  bool retention_configured() const;
+  std::int64_t retention_due_us() const;  // steady-clock time of the next retention run
 
   Store m_store;
   StoreWriterOptions m_options;
@@ -81,8 +91,8 @@ class StoreWriter {
   std::vector<BatchSample> m_samples;
   std::uint64_t m_batches = 0;
   bool m_closed = false;
-  std::int64_t m_last_retention_us = 0;
-  std::thread m_thread;  // last: starts after every member above exists
+  std::int64_t m_last_retention_us = 0;  // steady clock; 0 = never, so it runs at start
+  std::thread m_thread;                  // last: starts after every member above exists
 };
 
 }  // namespace evstream

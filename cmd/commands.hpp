@@ -1,0 +1,19 @@
+#pragma once
+// One entry per subcommand: `add_x` declares its options on the app, and returns the function that
+// runs it once parsing succeeded (the function's result is the process exit status).
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace evstream::cmd {
+
+using Runner = std::function<int()>;
+
+Runner add_serve(CLI::App& app);
+
+// Exit statuses shared by every subcommand (SPEC).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRejected = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnavailable = 69;
+
+}  // namespace evstream::cmd

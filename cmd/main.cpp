@@ -1,0 +1,37 @@
+// evstream: composable event utilities around a real-time WebSocket broadcaster.
+#include <iostream>
+#include <map>
+
+#include "cmd/commands.hpp"
+#include "core/error.hpp"
+
+int main(int argc, char** argv) {
+  using namespace evstream;
+  CLI::App app{"evstream: publish, persist, broadcast and follow JSON events over WebSocket",
+               "evstream"};
+  app.set_version_flag("--version", "evstream " EVSTREAM_VERSION);
+  app.require_subcommand(1);
+  std::map<const CLI::App*, cmd::Runner> runners;
+  const auto add = [&](cmd::Runner (*adder)(CLI::App&)) {
+    cmd::Runner runner = adder(app);
+    runners.emplace(app.get_subcommands({}).back(), std::move(runner));
+  };
+  add(cmd::add_serve);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "evstream: error: " << e.what() << " (see evstream --help)\n";
+    return cmd::kExitUsage;
+  }
+  try {
+    for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub)();
+    return cmd::kExitUsage;
+  } catch (const Error& e) {
+    std::cerr << "evstream: error: " << e.what() << '\n';
+    return cmd::kExitRejected;
+  } catch (const std::exception& e) {
+    std::cerr << "evstream: internal error: " << e.what() << '\n';
+    return 70;
+  }
+}

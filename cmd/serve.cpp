@@ -1,0 +1,95 @@
+// evstream serve: broadcast + persist + REST + dashboard on one port.
+#include <iostream>
+#include <memory>
+
+#include "cmd/commands.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/server.hpp"
+#include "core/signals.hpp"
+#include "core/util.hpp"
+
+namespace evstream::cmd {
+
+namespace {
+
+// Flags as typed; converted and validated in run_serve so errors name the flag.
+struct ServeFlags {
+  ServerOptions server;
+  std::string ping_interval = "30s";
+  std::string client_queue_bytes = "1MiB";
+  std::string max_message_bytes = "1MiB";
+  std::string durability = "normal";
+  std::string retain_age;
+  std::int64_t retain_events = 0;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+int run_serve(ServeFlags& flags) {
+  ServerOptions& options = flags.server;
+  options.ping_interval_us = parse_duration_us(flags.ping_interval);
+  if (options.ping_interval_us < 100'000) throw evstream::Error("--ping-interval must be at least 100ms");
+  options.client_queue_bytes = parse_size(flags.client_queue_bytes);
+  options.max_message_bytes = parse_size(flags.max_message_bytes);
+  options.durability = parse_durability(flags.durability);
+  if (!flags.retain_age.empty()) options.retain_age_us = parse_duration_us(flags.retain_age);
+  if (flags.retain_events > 0) options.retain_events = flags.retain_events;
+  if (options.cert_path.empty() != options.key_path.empty()) {
+    throw evstream::Error("--cert and --key go together: pass both to serve wss/https");
+  }
+  Logger logger(parse_log_level(flags.log_level), parse_log_format(flags.log_format));
+
+  block_stop_signals();
+  Server server(options, logger);
+  std::cout << server.url() << std::endl;  // the one stdout line scripts wait for
+  StopSignalWatcher signals([&server](int) { server.request_stop(); });
+  server.run();
+  return kExitOk;
+}
+
+}  // namespace
+
+Runner add_serve(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "serve", "Persist published events and broadcast them to WebSocket subscribers");
+  ServerOptions& o = flags->server;
+  sub->add_option("--host", o.host, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", o.port, "Port to listen on (0: pick a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  sub->add_option("--db", o.db, "SQLite database file, or :memory:")->capture_default_str();
+  sub->add_option("--durability", flags->durability,
+                  "normal: survives kill -9; full: also survives power loss")
+      ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
+  sub->add_option("--ping-interval", flags->ping_interval,
+                  "Ping subscribers this often; close those silent for twice as long")
+      ->capture_default_str();
+  sub->add_option("--client-queue", o.client_queue,
+                  "Messages queued per subscriber before it is closed as a slow consumer")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+      ->capture_default_str();
+  sub->add_option("--client-queue-bytes", flags->client_queue_bytes,
+                  "Bytes queued per subscriber before it is closed as a slow consumer")
+      ->capture_default_str();
+  sub->add_option("--max-message-bytes", flags->max_message_bytes,
+                  "Largest accepted message; larger frames are closed with 1009")
+      ->capture_default_str();
+  sub->add_option("--max-clients", o.max_clients, "WebSocket connections accepted at once")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)");
+  sub->add_option("--retain-events", flags->retain_events, "Keep at most this many events")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--log-format", flags->log_format, "Log format on stderr: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  sub->add_option("--log-level", flags->log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  return [flags] { return run_serve(*flags); };
+}
+
+}  // namespace evstream::cmd

@@ -1,0 +1,142 @@
+#pragma once
+// Internals of Server shared by server.cpp (context, loop, shutdown, store hand-off) and
+// server_ws.cpp (the WebSocket callbacks) and server_http.cpp (HTTP). Not part of the public API.
+#include <libwebsockets.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/hub.hpp"
+#include "core/server.hpp"
+#include "core/store_writer.hpp"
+
+namespace evstream {
+
+enum class Role { subscriber, publisher };
+
+// One WebSocket connection. Subscribers use the inherited Subscriber part with the hub; publishers
+// use only its queue, for their replies (a placeholder holds the place of an ack not yet known, so
+// replies leave in the order the frames came).
+struct Session : Subscriber {
+  Role role = Role::subscriber;
+  lws* wsi = nullptr;
+  std::string peer;
+  std::string path;
+  std::int64_t connected_us = 0;
+  std::int64_t last_rx_us = 0;
+  std::string rx;                 // reassembly of a fragmented message
+  bool rx_binary = false;
+  std::size_t in_flight = 0;      // publisher: events submitted, not yet acked
+  bool rx_paused = false;         // publisher: flow control while the window is full
+  int close_code = 0;             // set: close with this code once the queue allows
+  bool close_when_drained = false;
+  std::string close_reason;       // sent in the close frame and logged
+  std::string end_reason;         // logged on disconnect when no close_code explains it
+};
+
+// One HTTP request/response on a connection (keep-alive reuses the connection for the next).
+struct HttpExchange {
+  std::string method;
+  std::string path;
+  std::string body_in;
+  bool body_too_large = false;
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body_out;
+  std::size_t sent = 0;
+  bool headers_sent = false;
+};
+
+struct Counters {
+  std::uint64_t connections_total = 0;
+  std::uint64_t events_in = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t rejected_frames = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t dead_clients = 0;
+  std::uint64_t refused_connections = 0;
+};
+
+// A sul with a way back to its owner: lws hands the callback only the sul pointer.
+struct ServerTimer {
+  lws_sorted_usec_list_t sul{};  // first member, so a sul* converts back to ServerTimer*
+  Server::Impl* owner = nullptr;
+};
+
+struct Server::Impl final : HubSink {
+  Impl(ServerOptions options, Logger& logger);
+  ~Impl() override;
+
+  // server.cpp
+  void create_context();
+  void run();
+  void on_wake();  // EVENT_WAIT_CANCELLED: store results and stop requests
+  void deliver_committed();
+  void on_ping_timer();
+  void begin_drain();
+  void begin_closing();
+  bool publishers_idle() const;
+  std::string url() const;
+
+  // server_http.cpp
+  int on_http_request(lws* wsi, HttpExchange& exchange);
+  void route_http(HttpExchange& exchange);
+  int on_http_writeable(lws* wsi, HttpExchange& exchange);
+  std::string health_json();
+
+  // server_ws.cpp
+  int on_confirm_upgrade(lws* wsi);
+  int on_established(lws* wsi, Session** slot);
+  int on_receive(Session& session, const char* in, std::size_t len);
+  int on_writeable(Session& session);
+  void on_closed(Session& session);
+  void on_peer_close(Session& session, const unsigned char* in, std::size_t len);
+  void handle_subscriber_message(Session& session, std::string_view text);
+  void handle_publish(Session& session, std::string_view text);
+  bool open_subscription(Session& session);
+  void reply(Session& session, std::string_view payload);
+  void close_later(Session& session, int code, std::string reason, bool after_drain);
+  void wake(Subscriber& subscriber) override;
+  void overflowed(Subscriber& subscriber) override;
+
+  ServerOptions options;
+  Logger& log;
+  std::string store_path;  // the path both connections open (a shared-cache URI for :memory:)
+  std::unique_ptr<Store> read_store;
+  std::unique_ptr<StoreWriter> writer;
+  Hub hub;
+  Counters counters;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
+  std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
+  std::uint64_t next_connection_id = 1;
+  EventId head = 0;  // newest id broadcast: everything <= head is stored and was delivered live
+  std::int64_t started_us = 0;
+
+  enum class Phase { serving, draining, closing, done } phase = Phase::serving;
+  std::int64_t phase_deadline_us = 0;
+  std::atomic<bool> stop_requested{false};
+
+  std::vector<unsigned char> scratch;  // LWS_PRE + coalesced frames for one write
+  std::array<lws_protocols, 3> protocols{};
+  lws_protocol_vhost_options pvo_default{};
+  lws_protocol_vhost_options pvo{};
+  lws_http_mount mount{};
+  lws_retry_bo_t retry{};
+  struct ContextDeleter {
+    void operator()(lws_context* context) const { lws_context_destroy(context); }
+  };
+  std::unique_ptr<lws_context, ContextDeleter> context;
+  lws_vhost* vhost = nullptr;
+  int port = 0;
+  ServerTimer ping_timer;
+  ServerTimer phase_timer;
+};
+
+int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
+int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
+
+}  // namespace evstream
