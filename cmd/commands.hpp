@@ -9,6 +9,9 @@ namespace evstream::cmd {
 using Runner = std::function<int()>;
 
 Runner add_serve(CLI::App& app);
+Runner add_publish(CLI::App& app);
+Runner add_tail(CLI::App& app);
+Runner add_loadtest(CLI::App& app);
 
 // Exit statuses shared by every subcommand (SPEC).
 inline constexpr int kExitOk = 0;

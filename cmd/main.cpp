@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
     runners.emplace(app.get_subcommands({}).back(), std::move(runner));
   };
   add(cmd::add_serve);
+  add(cmd::add_publish);
+  add(cmd::add_tail);
+  add(cmd::add_loadtest);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -83,6 +83,18 @@ Runner add_serve(CLI::App& app) {
   sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)");
   sub->add_option("--retain-events", flags->retain_events, "Keep at most this many events")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--token", o.token,
+                  "Require this token to publish (WebSocket and HTTP): Authorization: Bearer T "
+                  "or ?token=T")
+      ->envname("EVSTREAM_TOKEN");
+  sub->add_option("--read-token", o.read_token,
+                  "Require this token (or --token) to subscribe and to read the REST API");
+  sub->add_option("--allow-origin", o.allow_origins,
+                  "Browser origin allowed to connect (repeatable; '*' for any; default: any)");
+  sub->add_option("--cert", o.cert_path, "TLS certificate (PEM) to serve wss:// and https://")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--key", o.key_path, "TLS private key (PEM) for --cert")
+      ->check(CLI::ExistingFile);
   sub->add_option("--log-format", flags->log_format, "Log format on stderr: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

@@ -168,6 +168,8 @@ void Server::Impl::on_wake() {
 }
 
 void Server::Impl::deliver_committed() {
+  record_store_samples();
+  const std::int64_t now = now_unix_us();
   for (auto& committed : writer->take_committed()) {
     auto found = sessions.find(committed.tag);
     Session* publisher = found != sessions.end() ? found->second.get() : nullptr;
@@ -184,7 +186,9 @@ void Server::Impl::deliver_committed() {
                     std::move(committed.event.data)};
       head = record.id;
       hub.publish(record, make_text_frame(encode_event(record)));
+      metrics.ingest_to_enqueue_us.record(now - record.time_us);
     }
+    if (committed.tag & kHttpTagBit) on_http_committed(committed);
     if (publisher == nullptr) continue;
     if (!committed.error) {
       publisher->queue.fill_placeholder(
@@ -221,6 +225,7 @@ void Server::Impl::begin_drain() {
 }
 
 bool Server::Impl::publishers_idle() const {
+  if (!http_pending.empty()) return false;  // POST /api/events still waiting for the store
   for (const auto& [id, session] : sessions) {
     if (session->role == Role::publisher && (session->in_flight > 0 || !session->queue.empty())) {
       return false;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/hub.hpp"
+#include "core/metrics.hpp"
 #include "core/server.hpp"
 #include "core/store_writer.hpp"
 
@@ -38,17 +39,37 @@ struct Session : Subscriber {
 };
 
 // One HTTP request/response on a connection (keep-alive reuses the connection for the next).
+// Headers are copied in LWS_CALLBACK_HTTP: lws may not keep them until the body has arrived.
 struct HttpExchange {
   std::string method;
   std::string path;
+  std::vector<std::pair<std::string, std::string>> args;  // query, URL-decoded
+  std::string token;            // from "Authorization: Bearer" or token=; never logged
+  std::string origin;           // Origin header, empty when absent
+  std::string content_type;     // request Content-Type
+  std::string idempotency_key;  // Idempotency-Key header
+  std::size_t body_limit = 0;   // past it: 413
   std::string body_in;
   bool body_too_large = false;
+  // POST /api/events waits for the store: `tag` (an HTTP tag, see kHttpTagBit) names its events
+  // in StoreWriter results; the response is ready once `awaiting` reaches 0.
+  std::uint64_t tag = 0;
+  bool ndjson = false;  // reply {"ids":[...]} rather than {"id":N}
+  std::size_t awaiting = 0;
+  std::vector<std::pair<EventId, bool>> committed;  // id, duplicate; in body order
+  std::string store_error;
+  bool ready = false;  // body_out is final; HTTP_WRITEABLE may send it
   unsigned status = 200;
-  std::string content_type = "application/json";
+  std::string content_type_out = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers_out;  // extra response headers
   std::string body_out;
   std::size_t sent = 0;
   bool headers_sent = false;
 };
+
+// StoreWriter tags with this bit set belong to HTTP exchanges (the rest are WebSocket connection
+// ids), so deliver_committed can tell the two apart.
+inline constexpr std::uint64_t kHttpTagBit = std::uint64_t{1} << 63;
 
 struct Counters {
   std::uint64_t connections_total = 0;
@@ -83,10 +104,24 @@ struct Server::Impl final : HubSink {
   std::string url() const;
 
   // server_http.cpp
+  int on_http_start(lws* wsi);
   int on_http_request(lws* wsi, HttpExchange& exchange);
-  void route_http(HttpExchange& exchange);
+  void route_http(lws* wsi, HttpExchange& exchange);
   int on_http_writeable(lws* wsi, HttpExchange& exchange);
-  std::string health_json();
+  void on_http_closed(lws* wsi);
+  bool origin_allowed(lws* wsi, std::string_view origin) const;
+  enum class Access { read, publish };
+  bool authorized(Access access, std::string_view token) const;
+
+  // api_routes.cpp
+  std::string health_json(bool full);
+  std::string metrics_text();
+  void get_events(HttpExchange& exchange);
+  void get_event(HttpExchange& exchange, std::string_view id_text);
+  void post_events(lws* wsi, HttpExchange& exchange);
+  void on_http_committed(const Committed& committed);
+  void finish_post(HttpExchange& exchange);
+  void record_store_samples();
 
   // server_ws.cpp
   int on_confirm_upgrade(lws* wsi);
@@ -110,6 +145,9 @@ struct Server::Impl final : HubSink {
   std::unique_ptr<StoreWriter> writer;
   Hub hub;
   Counters counters;
+  ServerMetrics metrics;
+  std::unordered_map<std::uint64_t, lws*> http_pending;  // HTTP tag -> connection awaiting store
+  std::uint64_t next_http_tag = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
   std::uint64_t next_connection_id = 1;
@@ -135,6 +173,10 @@ struct Server::Impl final : HubSink {
   ServerTimer ping_timer;
   ServerTimer phase_timer;
 };
+
+// server_http.cpp: the token a request presents ("Authorization: Bearer T", else ?token=T), for
+// HTTP requests and WebSocket upgrades alike; empty when none. Never log it.
+std::string request_token(lws* wsi);
 
 int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);

@@ -64,6 +64,15 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   } else if (sessions.size() >= options.max_clients) {
     status = HTTP_STATUS_SERVICE_UNAVAILABLE;
     message = "too many clients (--max-clients reached)";
+  } else if (!origin_allowed(wsi, header(wsi, WSI_TOKEN_ORIGIN))) {
+    ++metrics.forbidden_origins;
+    status = HTTP_STATUS_FORBIDDEN;
+    message = "origin not allowed (see --allow-origin)";
+  } else if (!authorized(path == "/ws/publish" ? Access::publish : Access::read,
+                         request_token(wsi))) {
+    ++metrics.http_unauthorized;
+    status = HTTP_STATUS_UNAUTHORIZED;
+    message = "missing or wrong token: send Authorization: Bearer TOKEN or ?token=TOKEN";
   }
   if (status == 0) return 0;
   ++counters.refused_connections;
@@ -87,6 +96,8 @@ int Server::Impl::on_established(lws* wsi, Session** slot) {
   *slot = &session;
   sessions.emplace(session.id, std::move(owned));
   ++counters.connections_total;
+  ++(session.role == Role::publisher ? metrics.publisher_connections_total
+                                     : metrics.subscriber_connections_total);
   log.info("connect", {{"id", session.id}, {"peer", session.peer}, {"path", session.path}});
   if (session.role == Role::subscriber && !open_subscription(session)) return 0;
   return 0;
@@ -105,6 +116,10 @@ bool Server::Impl::open_subscription(Session& session) {
     } else if (name == "since") {
       since = parse_count(value);
       if (!since) problem = "bad since=" + value + ": expected an event id (0 or more)";
+    } else if (name == "since_time") {
+      const auto time = parse_rfc3339(value);
+      if (!time) problem = "bad since_time=" + value + ": expected an RFC 3339 time";
+      if (time) since = read_store->cursor_for_time(*time);
     } else if (name == "last") {
       last = parse_count(value);
       if (!last) problem = "bad last=" + value + ": expected a count (0 or more)";

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 #include "core/error.hpp"
@@ -13,22 +15,23 @@
 namespace evstream {
 namespace {
 
-// Lets the open path tell "not a database" from "cannot create the file" by SQLite's code.
-class SqliteError : public Error {
- public:
-  SqliteError(sqlite3* db, int code)
-      : Error(describe(db)), m_code(code), m_reason(db ? sqlite3_errmsg(db) : "out of memory") {}
-  int code() const { return m_code; }
-  const std::string& reason() const { return m_reason; }
+using Clock = std::chrono::steady_clock;
+// How long a statement waits for another connection's lock before it fails.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
- private:
-  static std::string describe(sqlite3* db) {
-    const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
-    return std::string("database ") + (file && *file ? file : ":memory:") + ": " +
-           (db ? sqlite3_errmsg(db) : "out of memory");
-  }
-  int m_code;
-  std::string m_reason;
+std::string file_name(sqlite3* db) {
+  const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
+  return file && *file ? file : ":memory:";
+}
+
+// Keeps SQLite's code so the open path can tell "not a database" from "cannot create the file".
+struct SqliteError : Error {
+  SqliteError(sqlite3* db, int rc)
+      : Error("database " + file_name(db) + ": " + sqlite3_errmsg(db)),
+        code(rc),
+        reason(sqlite3_errmsg(db)) {}
+  int code;
+  std::string reason;  // sqlite3_errmsg(nullptr) is "out of memory"
 };
 
 void exec(sqlite3* db, const std::string& sql) {
@@ -60,10 +63,20 @@ class Run {
   }
   // True when a row is ready, false when done; throws on failure.
   bool step() {
-    const int rc = sqlite3_step(m_stmt);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw SqliteError(sqlite3_db_handle(m_stmt), rc);
+    for (auto deadline = Clock::time_point::max();;) {
+      const int rc = sqlite3_step(m_stmt);
+      if (rc == SQLITE_ROW) return m_rows = true;
+      if (rc == SQLITE_DONE) return false;
+      // Connections sharing one cache (an in-memory database opened as a shared-cache URI) get
+      // SQLITE_LOCKED for table locks, which busy_timeout does not cover: retry until the other
+      // connection's statement or transaction ends, as busy_timeout would. Tables are locked
+      // before the first row, so a restart never repeats rows.
+      if ((rc & 0xff) != SQLITE_LOCKED || m_rows) throw SqliteError(sqlite3_db_handle(m_stmt), rc);
+      if (deadline == Clock::time_point::max()) deadline = Clock::now() + kBusyTimeout;
+      if (Clock::now() > deadline) throw SqliteError(sqlite3_db_handle(m_stmt), rc);
+      sqlite3_reset(m_stmt);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   }
   bool is_null(int column) const { return sqlite3_column_type(m_stmt, column) == SQLITE_NULL; }
   std::int64_t int64(int column) const { return sqlite3_column_int64(m_stmt, column); }
@@ -81,6 +94,7 @@ class Run {
   }
   sqlite3_stmt* m_stmt;
   int m_index = 0;
+  bool m_rows = false;
 };
 
 std::int64_t scalar(sqlite3* db, const char* sql, std::int64_t fallback = 0) {
@@ -122,8 +136,10 @@ std::string open_hint(int code, Store::Mode mode) {
   }
 }
 
-bool is_memory(const std::string& path) {
-  return path.empty() || path == ":memory:";
+std::string topic_list(std::size_t count) {  // "(?, ?, ?)"
+  std::string sql = "(?";
+  for (std::size_t i = 1; i < count; ++i) sql += ", ?";
+  return sql + ")";
 }
 
 }  // namespace
@@ -180,8 +196,8 @@ Store::Store(const std::string& path, Mode mode, Durability durability) : m_path
     m_statements = std::make_unique<Statements>(m_db);
   } catch (const SqliteError& e) {
     close();
-    throw Error("cannot open database " + m_path + ": " + e.reason() + " (" +
-                open_hint(e.code(), mode) + ")");
+    throw Error("cannot open database " + m_path + ": " + e.reason + " (" +
+                open_hint(e.code, mode) + ")");
   } catch (...) {
     close();
     throw;
@@ -215,7 +231,7 @@ void Store::close() noexcept {
 
 void Store::open(Mode mode, Durability durability) {
   const bool read_only = mode == Mode::read_only;
-  if (read_only && is_memory(m_path)) {
+  if (read_only && (m_path.empty() || m_path == ":memory:")) {
     throw Error(
         "cannot open database :memory: read-only: an in-memory database exists only "
         "inside its writing connection");
@@ -225,9 +241,12 @@ void Store::open(Mode mode, Durability durability) {
     throw Error("cannot open database " + m_path + ": no such file");
   }
   const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  const int rc = sqlite3_open_v2(m_path.c_str(), &m_db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  // URI names are accepted so two connections can share one in-memory database.
+  const int rc = sqlite3_open_v2(m_path.c_str(), &m_db,
+                                 flags | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) throw SqliteError(m_db, rc);
-  sqlite3_busy_timeout(m_db, 5000);  // wait for another writer instead of failing at once
+  // Wait for another writer instead of failing at once.
+  sqlite3_busy_timeout(m_db, static_cast<int>(kBusyTimeout.count()));
   // journal_mode=WAL persists in the file and lets readers run beside the writer; it is also
   // the first statement that reads the file, so a text file fails here with SQLITE_NOTADB.
   exec(m_db, read_only ? "SELECT count(*) FROM sqlite_master" : "PRAGMA journal_mode=WAL");
@@ -302,16 +321,6 @@ AppendResult Store::append_one(const NewEvent& event) {
   insert.bind(event.key).step();
   return {sqlite3_last_insert_rowid(m_db), event.time_us, false};
 }
-
-namespace {
-
-std::string topic_list(std::size_t count) {
-  std::string sql = "(?";
-  for (std::size_t i = 1; i < count; ++i) sql += ", ?";
-  return sql + ")";
-}
-
-}  // namespace
 
 std::vector<Record> Store::query(const Query& query) {
   std::string sql = "SELECT id, topic, time_us, data FROM events WHERE 1";

@@ -144,7 +144,7 @@ void StoreWriter::commit_batch(Batch& batch) {
     if (!error) ++m_batches;
     m_in_progress = 0;
   }
-  m_notify();  // outside the lock: it may wake a thread that calls take_committed() at once
+  if (m_notify) m_notify();  // outside the lock: the woken thread calls take_committed() at once
 }
 
 bool StoreWriter::retention_configured() const {

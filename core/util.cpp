@@ -222,10 +222,12 @@ std::string make_path(std::string_view rest, std::string_view default_path) {
   const auto query_at = std::min(rest.find('?'), rest.size());
   std::string path(rest.substr(0, query_at));
   if (path.empty() || path == "/") {
-    path =
-        default_path.starts_with('/') ? std::string(default_path) : "/" + std::string(default_path);
+    path.clear();
+    if (!default_path.starts_with('/')) path += '/';
+    path += default_path;
   }
-  return path + std::string(rest.substr(query_at));
+  path += rest.substr(query_at);
+  return path;
 }
 
 int hex_value(char c) {

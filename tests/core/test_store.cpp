@@ -3,11 +3,13 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "core/error.hpp"
 
@@ -412,6 +414,42 @@ TEST_CASE("store: a read-only store sees what a writer commits") {
   CHECK(reader.query({}).size() == 6);
   const std::vector batch{make_event("a", "{}")};
   CHECK(error_of([&] { reader.append(batch); }).find("readonly") != std::string::npos);
+}
+
+TEST_CASE("store: a shared-cache in-memory database serves a writer and a reader at once") {
+  // How serve runs with --db :memory:. Shared-cache table locks answer SQLITE_LOCKED, which
+  // busy_timeout does not cover; the store waits them out instead of failing.
+  const std::string uri = "file:evstream-test-shared?mode=memory&cache=shared";
+  Store writer(uri);
+  Store reader(uri, Store::Mode::read_only);
+  CHECK(reader.stats().file_bytes == 0);
+  std::atomic<bool> done = false;
+  std::string writer_error;
+  std::thread thread([&] {
+    const std::vector batch(256, make_event("a", std::string(100, 'x')));
+    try {
+      for (int i = 0; i < 40; ++i) writer.append(batch);
+    } catch (const Error& e) {
+      writer_error = e.what();
+    }
+    done = true;
+  });
+  std::string reader_error;
+  Query query;
+  query.order = Order::desc;
+  query.limit = 10;
+  for (int reads = 0; !done || reads == 0; ++reads) {
+    try {
+      reader.query(query);
+      reader.stats();
+    } catch (const Error& e) {
+      reader_error = e.what();
+    }
+  }
+  thread.join();
+  CHECK(writer_error == "");
+  CHECK(reader_error == "");
+  CHECK(reader.last_id() == 40 * 256);
 }
 
 TEST_CASE("store: read-only mode neither creates nor migrates") {

@@ -1,0 +1,102 @@
+// evstream loadtest: N subscribers + a paced publisher against a running server; PASS/FAIL.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cmd/commands.hpp"
+#include "core/error.hpp"
+#include "core/loadtest.hpp"
+#include "core/signals.hpp"
+#include "core/ws_client.hpp"
+
+namespace evstream::cmd {
+
+namespace {
+
+struct LoadtestFlags {
+  std::string url = "ws://localhost:8000";
+  std::string duration = "10s";
+  std::string size = "1KiB";
+  std::string slo;
+  bool json = false;
+  LoadtestOptions options;
+};
+
+void raise_fd_limit(std::size_t needed) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < needed) {
+    throw evstream::Error("--clients " + std::to_string(needed - 64) + " needs " +
+                          std::to_string(needed) + " open files but the limit is " +
+                          std::to_string(limit.rlim_cur) + " (raise ulimit -n)");
+  }
+}
+
+int run_loadtest_command(LoadtestFlags& flags) {
+  LoadtestOptions& options = flags.options;
+  options.url = parse_ws_url(flags.url, "/");
+  options.duration_us = parse_duration_us(flags.duration);
+  options.size = parse_size(flags.size);
+  options.progress = isatty(STDERR_FILENO) != 0;
+  // The acceptance targets: everyone connected, nothing lost, p99 < 100 ms, < 10 MB per 100.
+  const std::string slo = !flags.slo.empty()
+                              ? flags.slo
+                              : "connected=100%,loss=0,p99<100ms,rss_growth<" +
+                                    std::to_string(std::max<std::size_t>(1, options.clients / 100) * 10) + "MB";
+  const auto checks = parse_slo(slo);
+  raise_fd_limit(options.clients + 64);
+
+  block_stop_signals();
+  ClientLoop loop(options.clients + 8);
+  StopSignalWatcher signals([&loop](int) { loop.stop(); });
+  const LoadtestReport report = run_loadtest(options, loop);
+  const auto results = evaluate_slo(checks, report);
+  std::cout << (flags.json ? report_json(report, results) + "\n" : report_table(report, results))
+            << std::flush;
+  bool pass = report.error.empty();
+  for (const auto& result : results) pass = pass && (result.pass || result.actual_text == "unknown");
+  if (!report.error.empty() && report.connected == 0 && report.published == 0) {
+    std::fprintf(stderr, "evstream: error: %s (is `evstream serve` running?)\n", report.error.c_str());
+    return kExitUnavailable;
+  }
+  return pass ? kExitOk : kExitRejected;
+}
+
+}  // namespace
+
+Runner add_loadtest(CLI::App& app) {
+  auto flags = std::make_shared<LoadtestFlags>();
+  LoadtestOptions& o = flags->options;
+  CLI::App* sub = app.add_subcommand(
+      "loadtest", "Measure latency, loss and memory with N subscribers and a paced publisher");
+  sub->add_option("--url", flags->url, "Server URL")->envname("EVSTREAM_URL")->capture_default_str();
+  sub->add_option("--clients", o.clients, "Subscribers to open")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{19000}))
+      ->capture_default_str();
+  sub->add_option("--duration", flags->duration, "How long to publish")->capture_default_str();
+  sub->add_option("--rate", o.rate, "Events per second (0: as fast as the server acks)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--size", flags->size, "Approximate size of each event's data")->capture_default_str();
+  sub->add_option("--ramp", o.ramp, "Connections opened per second (0: as fast as possible)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--topic", o.topic, "Publish and subscribe on this topic");
+  sub->add_option("--window", o.window, "Unacked events in flight when --rate is 0")
+      ->capture_default_str();
+  sub->add_option("--server-pid", o.server_pid,
+                  "Read server RSS and CPU from /proc for this pid (else from /api/health)");
+  sub->add_option("--token", o.token, "Publish token")->envname("EVSTREAM_TOKEN");
+  sub->add_option("--read-token", o.read_token, "Read token");
+  sub->add_option("--slo", flags->slo,
+                  "Checks, e.g. 'p99<100ms,loss=0,connected=100%,rss_growth<10MB' (default: the "
+                  "acceptance targets)");
+  sub->add_flag("--json", flags->json, "One JSON report on stdout instead of the table");
+  return [flags] { return run_loadtest_command(*flags); };
+}
+
+}  // namespace evstream::cmd

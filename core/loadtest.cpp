@@ -1,0 +1,350 @@
+#include "core/loadtest.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <memory>
+
+#include "core/json_text.hpp"
+#include "core/protocol.hpp"
+#include "core/ws_client.hpp"
+
+namespace evstream {
+
+namespace {
+
+constexpr std::int64_t kTickUs = 1000;
+constexpr std::size_t kMaxConnecting = 256;  // adaptive ramp: never more handshakes in flight
+constexpr std::string_view kTimeMarker = R"("data":{"t":)";
+
+std::int64_t steady_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+double self_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+struct ProcSample {
+  std::int64_t rss = 0;
+  double cpu_seconds = 0;
+};
+
+std::optional<ProcSample> read_proc(std::int64_t pid) {
+  const std::string base = "/proc/" + std::to_string(pid);
+  std::ifstream statm(base + "/statm");
+  std::int64_t size = 0;
+  std::int64_t resident = 0;
+  if (!(statm >> size >> resident)) return std::nullopt;
+  std::ifstream stat(base + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string skip;
+  for (int i = 0; i < 11; ++i) fields >> skip;  // fields 3..13
+  double utime = 0;
+  double stime = 0;
+  fields >> utime >> stime;
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return ProcSample{resident * sysconf(_SC_PAGESIZE), (utime + stime) / ticks};
+}
+
+std::string with_token(std::string path, const std::string& token) {
+  if (token.empty()) return path;
+  return path + (path.find('?') == std::string::npos ? "?token=" : "&token=") + url_encode(token);
+}
+
+class Engine;
+
+class Subscriber final : public WsHandler {
+ public:
+  Subscriber(Engine& engine, ClientLoop& loop) : m_engine(engine), m_connection(loop, *this) {}
+  void start(const WsUrl& url) {
+    m_started_us = steady_us();
+    m_connection.connect(url);
+  }
+  void on_message(WsConnection& connection, std::string_view text) override;
+  void on_closed(WsConnection&, const std::string& reason) override;
+  bool ready = false;
+  bool lost = false;
+  std::uint64_t received = 0;
+
+ private:
+  Engine& m_engine;
+  WsConnection m_connection;
+  std::int64_t m_started_us = 0;
+};
+
+class Engine final : public WsHandler {
+ public:
+  Engine(const LoadtestOptions& options, ClientLoop& loop)
+      : m_options(options), m_loop(loop), m_publisher(loop, *this) {
+    m_report.clients = options.clients;
+    std::string pad(options.size > 48 ? options.size - 48 : 0, 'x');
+    m_pad = std::move(pad);
+  }
+
+  LoadtestReport run() {
+    sample_server(m_report.server_rss_before, m_before);
+    if (!m_report.error.empty()) return m_report;
+    const double cpu_start = self_cpu_seconds();
+    const std::int64_t wall_start = steady_us();
+    m_phase_started = steady_us();
+    tick();
+    m_loop.run([this] { return m_phase == Phase::done; });
+    m_report.self_cpu_percent =
+        100.0 * (self_cpu_seconds() - cpu_start) / (static_cast<double>(steady_us() - wall_start) / 1e6);
+    finish_counts();
+    ProcSample after;
+    sample_server(m_report.server_rss_after, after);
+    if (m_options.server_pid != 0 && m_report.server_rss_after && m_report.server_rss_before) {
+      m_report.server_cpu_percent = 100.0 * (after.cpu_seconds - m_before.cpu_seconds) /
+                                    (static_cast<double>(steady_us() - wall_start) / 1e6);
+    }
+    return m_report;
+  }
+
+  void subscriber_ready(std::int64_t connect_us) {
+    ++m_report.connected;
+    --m_connecting;
+    m_report.connect_us.record(connect_us);
+  }
+  void subscriber_failed(bool was_ready) {
+    if (was_ready) {
+      ++m_report.disconnected;
+    } else if (m_connecting > 0) {
+      --m_connecting;
+      ++m_failed;
+    }
+  }
+  void latency(std::int64_t us) { m_report.latency_us.record(us); }
+  void ping() { ++m_report.pings; }
+
+  void on_message(WsConnection&, std::string_view text) override {
+    const auto message = decode_server_message(text);
+    if (!message) return;
+    if (message->type == ServerMessage::Type::ack) {
+      ++m_report.published;
+      --m_in_flight;
+      if (m_options.rate == 0 && m_phase == Phase::publishing) send_due();
+    } else if (message->type == ServerMessage::Type::error) {
+      --m_in_flight;
+      if (m_report.error.empty()) m_report.error = "server rejected an event: " + message->message;
+    }
+  }
+  void on_closed(WsConnection&, const std::string& reason) override {
+    if (m_phase == Phase::publishing || m_phase == Phase::draining) {
+      m_report.error = "publisher connection lost: " + reason;
+      m_phase = Phase::done;
+    } else if (m_phase == Phase::connecting) {
+      m_report.error = "cannot publish: " + reason;
+      m_phase = Phase::done;
+    }
+  }
+
+ private:
+  enum class Phase { connecting, publishing, draining, done };
+
+  void sample_server(std::optional<std::int64_t>& rss, ProcSample& sample) {
+    if (m_options.server_pid != 0) {
+      if (auto proc = read_proc(m_options.server_pid)) {
+        sample = *proc;
+        rss = proc->rss;
+      }
+      return;
+    }
+    WsUrl base = m_options.url;
+    const auto response =
+        http_get(m_loop, base, with_token("/api/health", m_options.read_token), 5'000'000);
+    if (response.status == 0) {
+      if (!rss) m_report.error = "cannot reach " + base.to_string() + ": " + response.error;
+      return;
+    }
+    for (const auto& member : top_level_members(minify_json(response.body))) {
+      if (member.key == "rss_bytes") rss = std::atoll(std::string(member.value).c_str());
+    }
+  }
+
+  void tick() {
+    const std::int64_t now = steady_us();
+    if (m_options.progress) progress(now);
+    switch (m_phase) {
+      case Phase::connecting:
+        open_subscribers(now);
+        if (m_report.connected + m_failed >= m_options.clients ||
+            now - m_phase_started > m_options.connect_timeout_us) {
+          start_publishing(now);
+        }
+        break;
+      case Phase::publishing:
+        if (now - m_phase_started >= m_options.duration_us) {
+          m_phase = Phase::draining;
+          m_publish_end = now;
+          m_drain_started = now;
+        } else {
+          send_due();
+        }
+        break;
+      case Phase::draining:
+        if ((m_in_flight == 0 && received_all()) || now - m_drain_started > m_options.drain_timeout_us) {
+          m_phase = Phase::done;
+          return;
+        }
+        break;
+      case Phase::done:
+        return;
+    }
+    m_loop.after(kTickUs, [this] { tick(); });
+  }
+
+  void open_subscribers(std::int64_t now) {
+    std::size_t allowed = m_options.clients;
+    if (m_options.ramp > 0) {
+      allowed = std::min<std::size_t>(
+          allowed, static_cast<std::size_t>(m_options.ramp * static_cast<double>(now - m_phase_started) / 1e6) + 1);
+    }
+    WsUrl url = m_options.url;
+    std::string path = "/ws/events";
+    if (!m_options.topic.empty()) path += "?topic=" + url_encode(m_options.topic);
+    url.path = with_token(path, m_options.read_token);
+    while (m_subscribers.size() < allowed && m_connecting < kMaxConnecting) {
+      m_subscribers.push_back(std::make_unique<Subscriber>(*this, m_loop));
+      ++m_connecting;
+      m_subscribers.back()->start(url);
+    }
+  }
+
+  void start_publishing(std::int64_t now) {
+    m_phase = Phase::publishing;
+    m_phase_started = now;
+    m_publish_start = now;
+    m_ready_at_start = m_report.connected;
+    WsUrl url = m_options.url;
+    url.path = with_token("/ws/publish", m_options.token);
+    m_publisher.connect(url);
+  }
+
+  void send_due() {
+    if (!m_publisher.is_open()) return;
+    std::uint64_t due = 0;
+    if (m_options.rate > 0) {
+      const double elapsed = static_cast<double>(steady_us() - m_publish_start) / 1e6;
+      const auto target = static_cast<std::uint64_t>(m_options.rate * elapsed) + 1;
+      due = target > m_sent ? target - m_sent : 0;
+    } else {
+      due = m_options.window > m_in_flight ? m_options.window - m_in_flight : 0;
+    }
+    for (std::uint64_t i = 0; i < due; ++i) send_one();
+  }
+
+  void send_one() {
+    std::string data = R"({"t":)" + std::to_string(steady_us()) + R"(,"seq":)" +
+                       std::to_string(m_sent) + R"(,"pad":")" + m_pad + "\"}";
+    std::string frame = R"({"type":"event",)";
+    if (!m_options.topic.empty()) frame += R"("topic":)" + json_quote(m_options.topic) + ",";
+    frame += R"("data":)" + data + "}";
+    m_publisher.send(std::move(frame));
+    ++m_sent;
+    ++m_in_flight;
+  }
+
+  bool received_all() const {
+    std::uint64_t received = 0;
+    std::size_t alive = 0;
+    for (const auto& s : m_subscribers) {
+      if (s->ready && !s->lost) {
+        received += s->received;
+        ++alive;
+      }
+    }
+    return received >= m_report.published * alive;
+  }
+
+  void finish_counts() {
+    const double seconds =
+        static_cast<double>((m_publish_end != 0 ? m_publish_end : steady_us()) - m_publish_start) / 1e6;
+    m_report.publish_seconds = seconds;
+    for (const auto& s : m_subscribers) {
+      if (!s->ready || s->lost) continue;
+      m_report.received += s->received;
+      m_report.expected += m_report.published;
+    }
+    if (seconds > 0) m_report.delivered_per_s = static_cast<double>(m_report.received) / seconds;
+  }
+
+  void progress(std::int64_t now) {
+    if (now - m_last_progress < 1'000'000) return;
+    m_last_progress = now;
+    std::uint64_t received = 0;
+    for (const auto& s : m_subscribers) received += s->received;
+    std::fprintf(stderr, "\rconnected %zu/%zu  sent %llu  acked %llu  received %llu  p99 %.2fms   ",
+                 m_report.connected, m_options.clients, static_cast<unsigned long long>(m_sent),
+                 static_cast<unsigned long long>(m_report.published),
+                 static_cast<unsigned long long>(received),
+                 static_cast<double>(m_report.latency_us.percentile(0.99)) / 1000.0);
+    if (m_phase == Phase::done) std::fprintf(stderr, "\n");
+  }
+
+  const LoadtestOptions& m_options;
+  ClientLoop& m_loop;
+  WsConnection m_publisher;
+  std::vector<std::unique_ptr<Subscriber>> m_subscribers;
+  std::string m_pad;
+  LoadtestReport m_report;
+  ProcSample m_before;
+  Phase m_phase = Phase::connecting;
+  std::int64_t m_phase_started = 0;
+  std::int64_t m_publish_start = 0;
+  std::int64_t m_publish_end = 0;
+  std::int64_t m_drain_started = 0;
+  std::int64_t m_last_progress = 0;
+  std::size_t m_connecting = 0;
+  std::size_t m_failed = 0;
+  std::size_t m_ready_at_start = 0;
+  std::uint64_t m_sent = 0;
+  std::uint64_t m_in_flight = 0;
+};
+
+void Subscriber::on_message(WsConnection& connection, std::string_view text) {
+  const auto marker = text.find(kTimeMarker);
+  if (marker != std::string_view::npos && text.starts_with(R"({"type":"event")")) {
+    const char* start = text.data() + marker + kTimeMarker.size();
+    m_engine.latency(steady_us() - std::strtoll(start, nullptr, 10));
+    ++received;
+    return;
+  }
+  if (!text.starts_with(R"({"type":"ping")")) return;
+  if (!ready) {
+    ready = true;
+    m_engine.subscriber_ready(steady_us() - m_started_us);
+  } else {
+    m_engine.ping();
+  }
+  connection.send(R"({"type":"pong"})");
+}
+
+void Subscriber::on_closed(WsConnection&, const std::string&) {
+  if (lost) return;
+  m_engine.subscriber_failed(ready);
+  lost = ready;
+  if (!ready) lost = true;
+}
+
+}  // namespace
+
+LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop) {
+  Engine engine(options, loop);
+  return engine.run();
+}
+
+}  // namespace evstream

@@ -1,0 +1,124 @@
+#include "core/metrics.hpp"
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace evstream {
+
+namespace {
+
+// Prometheus floats: shortest round-trip text, with the spellings it expects for the specials.
+std::string format_value(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  if (value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", value);  // 10, not 1e+01
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  // Prefer the short form when it reads back identically (0.1 rather than 0.10000000000000001).
+  for (int precision = 1; precision < 17; ++precision) {
+    char shorter[32];
+    std::snprintf(shorter, sizeof shorter, "%.*g", precision, value);
+    if (std::strtod(shorter, nullptr) == value) return shorter;
+  }
+  return buf;
+}
+
+constexpr std::array<std::int64_t, 16> kLatencyBoundsUs = {
+    100,     250,     500,       1'000,     2'500,     5'000,     10'000,    25'000,
+    50'000,  100'000, 250'000,   500'000,   1'000'000, 2'500'000, 5'000'000, 10'000'000};
+constexpr std::array<std::int64_t, 11> kBatchBounds = {1,  2,   4,   8,   16,  32,
+                                                       64, 128, 256, 512, 1024};
+
+}  // namespace
+
+void PromText::family(std::string_view name, std::string_view type, std::string_view help) {
+  m_text += "# HELP ";
+  m_text += name;
+  m_text += ' ';
+  m_text += help;
+  m_text += "\n# TYPE ";
+  m_text += name;
+  m_text += ' ';
+  m_text += type;
+  m_text += '\n';
+}
+
+void PromText::sample(std::string_view name, std::string_view labels, double value) {
+  m_text += name;
+  if (!labels.empty()) {
+    m_text += '{';
+    m_text += labels;
+    m_text += '}';
+  }
+  m_text += ' ';
+  m_text += format_value(value);
+  m_text += '\n';
+}
+
+void PromText::sample(std::string_view name, std::string_view labels, std::uint64_t value) {
+  m_text += name;
+  if (!labels.empty()) {
+    m_text += '{';
+    m_text += labels;
+    m_text += '}';
+  }
+  m_text += ' ';
+  m_text += std::to_string(value);
+  m_text += '\n';
+}
+
+void PromText::counter(std::string_view name, std::string_view help, std::uint64_t value) {
+  family(name, "counter", help);
+  sample(name, "", value);
+}
+
+void PromText::gauge(std::string_view name, std::string_view help, double value) {
+  family(name, "gauge", help);
+  sample(name, "", value);
+}
+
+void PromText::histogram(std::string_view name, std::string_view help, const Histogram& histogram,
+                         std::span<const std::int64_t> bounds, double unit) {
+  family(name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  for (const std::int64_t bound : bounds) {
+    sample(bucket, "le=\"" + format_value(static_cast<double>(bound) / unit) + "\"",
+           histogram.count_at_or_below(bound));
+  }
+  sample(bucket, "le=\"+Inf\"", histogram.count());
+  const double sum = histogram.mean() * static_cast<double>(histogram.count()) / unit;
+  sample(std::string(name) + "_sum", "", sum);
+  sample(std::string(name) + "_count", "", histogram.count());
+}
+
+std::string prom_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::span<const std::int64_t> latency_bounds_us() {
+  return kLatencyBoundsUs;
+}
+
+std::span<const std::int64_t> batch_size_bounds() {
+  return kBatchBounds;
+}
+
+}  // namespace evstream
