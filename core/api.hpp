@@ -25,9 +25,9 @@ using QueryArgs = std::vector<std::pair<std::string, std::string>>;
 inline constexpr int kDefaultPageLimit = 100;
 
 // Parses after=, before= (ids), since=, until= (RFC 3339, or a duration ago such as 1h, resolved
-// against now_us), topic= (repeatable), limit= (1..; above kMaxQueryLimit is capped), order=asc|desc
-// (default desc) and token= (ignored here: auth reads it). Any other name is an error. The error
-// names the parameter: "bad limit=abc: expected a whole number from 1 to 1000".
+// against now_us), topic= (repeatable), limit= (1..; above kMaxQueryLimit is capped),
+// order=asc|desc (default desc) and token= (ignored here: auth reads it). Any other name is an
+// error. The error names the parameter: "bad limit=abc: expected a whole number from 1 to 1000".
 std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::int64_t now_us);
 
 // The query for the page after one whose last record had `last_id`: the same filters, moved past

@@ -81,8 +81,8 @@ std::string Server::Impl::metrics_text() {
   prom.counter("evstream_duplicate_events_total",
                "Published events not stored again because their key was known.",
                counters.duplicates);
-  prom.counter("evstream_rejected_frames_total",
-               "Inbound WebSocket frames answered with an error.", counters.rejected_frames);
+  prom.counter("evstream_rejected_frames_total", "Inbound WebSocket frames answered with an error.",
+               counters.rejected_frames);
   prom.counter("evstream_messages_out_total", "WebSocket messages written to clients.",
                counters.messages_out);
   prom.counter("evstream_bytes_out_total", "WebSocket bytes written to clients.",
@@ -129,7 +129,8 @@ void Server::Impl::get_events(HttpExchange& exchange) {
     // A full page: one indexed probe tells whether anything follows, so the last page says null.
     Query probe = next_page_query(query, records.back().id);
     probe.limit = 1;
-    if (!read_store->query(probe).empty()) next = events_url(next_page_query(query, records.back().id));
+    if (!read_store->query(probe).empty())
+      next = events_url(next_page_query(query, records.back().id));
   }
   respond(exchange, HTTP_STATUS_OK, events_page_json(records, next));
 }

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +19,6 @@ namespace evstream {
 
 namespace {
 
-constexpr std::int64_t kTickUs = 1000;
 constexpr std::size_t kMaxConnecting = 256;  // adaptive ramp: never more handshakes in flight
 constexpr std::string_view kTimeMarker = R"("data":{"t":)";
 
@@ -204,7 +204,14 @@ class Engine final : public WsHandler {
       case Phase::done:
         return;
     }
-    m_loop.after(kTickUs, [this] { tick(); });
+    m_loop.after(tick_us(), [this] { tick(); });
+  }
+
+  // lws polls with millisecond timeouts rounded down, so a timer spins for its last
+  // millisecond: keep ticks coarse (pacing catches up from elapsed time anyway).
+  std::int64_t tick_us() const {
+    if (m_phase != Phase::publishing || m_options.rate <= 0) return 20'000;
+    return std::clamp<std::int64_t>(static_cast<std::int64_t>(1e6 / m_options.rate), 2'000, 20'000);
   }
 
   void open_subscribers(std::int64_t now) {

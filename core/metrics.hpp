@@ -19,9 +19,9 @@ struct ServerMetrics {
   std::uint64_t subscriber_connections_total = 0;
   std::uint64_t publisher_connections_total = 0;
   std::uint64_t http_requests_total = 0;
-  std::uint64_t http_events_in = 0;        // events stored through POST /api/events
-  std::uint64_t http_unauthorized = 0;     // 401s, HTTP and WebSocket upgrades
-  std::uint64_t forbidden_origins = 0;     // 403s for an Origin not allowed
+  std::uint64_t http_events_in = 0;     // events stored through POST /api/events
+  std::uint64_t http_unauthorized = 0;  // 401s, HTTP and WebSocket upgrades
+  std::uint64_t forbidden_origins = 0;  // 403s for an Origin not allowed
 };
 
 // Builds the text of one scrape. Each metric family gets its # HELP and # TYPE lines once, then its

@@ -62,8 +62,10 @@ void on_timer(lws_sorted_usec_list_t* sul) {
   if (timer == &impl.ping_timer) {
     impl.on_ping_timer();
   } else {
-    // The phase timer only wakes the loop so run() re-checks shutdown progress.
+    // The phase timer only makes run() re-check shutdown progress. lws polls again right after
+    // running ripe timers inside the same lws_service() call, so wake that poll explicitly.
     lws_sul_schedule(impl.context.get(), 0, sul, on_timer, kPhaseTickUs);
+    lws_cancel_service(impl.context.get());
   }
 }
 
@@ -128,13 +130,19 @@ void Server::Impl::create_context() {
     info.ssl_cert_filepath = options.cert_path.c_str();
     info.ssl_private_key_filepath = options.key_path.c_str();
   }
-  lws_set_log_level(log.enabled(LogLevel::debug) ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
-                    nullptr);
+  const int lws_levels = log.enabled(LogLevel::debug) ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR;
+  // lws reports a failed start in several lines of its own; the Error below says it in one.
+  lws_set_log_level(log.enabled(LogLevel::debug) ? lws_levels : 0, nullptr);
   context.reset(lws_create_context(&info));
+  lws_set_log_level(lws_levels, nullptr);
   if (!context) {
+    const std::string reason = bind_failure(options.host, options.port);
+    if (reason == "unknown error" && !options.cert_path.empty()) {
+      throw Error("cannot start TLS with --cert " + options.cert_path + " and --key " +
+                  options.key_path + " (check that both are readable PEM files that match)");
+    }
     throw Error("cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
-                bind_failure(options.host, options.port) +
-                " (choose another --port, or stop the process using it)");
+                reason + " (choose another --port, or stop the process using it)");
   }
   vhost = lws_get_vhost_by_name(context.get(), "default");
   port = vhost != nullptr ? lws_get_vhost_listen_port(vhost) : options.port;

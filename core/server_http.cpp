@@ -1,6 +1,10 @@
 // The HTTP half of serve, on the same port and context as the WebSockets: request capture, auth,
 // origin checks and CORS, routing, and writing responses. The endpoints themselves are in
 // api_routes.cpp. Everything here runs on the service thread.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "core/api.hpp"
@@ -107,18 +111,21 @@ int Server::Impl::on_http_start(lws* wsi) {
   char* uri = nullptr;
   int uri_len = 0;
   const int method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
-  static constexpr const char* kMethods[] = {"GET",    "POST",    "OPTIONS", "PUT",
-                                             "PATCH",  "DELETE",  "CONNECT", "HEAD"};
+  static constexpr const char* kMethods[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                             "PATCH", "DELETE", "CONNECT", "HEAD"};
   exchange->method = method >= 0 && method < 8 ? kMethods[method] : "UNKNOWN";
   exchange->path.assign(uri != nullptr ? uri : "", uri_len > 0 ? uri_len : 0);
+  if (exchange->method == "HEAD") {
+    exchange->method = "GET";
+    exchange->head_only = true;
+  }
   exchange->args = query_args(wsi);
   exchange->token = request_token(wsi);
   exchange->origin = header(wsi, WSI_TOKEN_ORIGIN);
   exchange->content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
   exchange->idempotency_key = custom_header(wsi, "idempotency-key:");
-  exchange->body_limit = options.max_message_bytes * (is_ndjson(exchange->content_type)
-                                                          ? kNdjsonBodyFactor
-                                                          : std::size_t{1});
+  exchange->body_limit = options.max_message_bytes *
+                         (is_ndjson(exchange->content_type) ? kNdjsonBodyFactor : std::size_t{1});
   HttpExchange& ref = *exchange;
   http_exchanges[wsi] = std::move(exchange);
   // A POST answers after its body (LWS_CALLBACK_HTTP_BODY_COMPLETION).
@@ -209,7 +216,7 @@ int Server::Impl::on_http_writeable(lws* wsi, HttpExchange& exchange) {
     }
     if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
     exchange.headers_sent = true;
-    if (!exchange.body_out.empty()) {
+    if (!exchange.body_out.empty() && !exchange.head_only) {
       lws_callback_on_writable(wsi);
       return 0;
     }
@@ -244,6 +251,15 @@ void Server::Impl::on_http_closed(lws* wsi) {
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len) {
   try {
     switch (reason) {
+      case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        // Every accepted connection (HTTP and WebSocket) comes here first, to protocols[0].
+        // lws leaves Nagle on: a response written as headers then body would wait for the
+        // client's delayed ACK (~40 ms) before its last segment leaves.
+        const int fd = lws_get_socket_fd(wsi);
+        const int one = 1;
+        if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 0;
+      }
       case LWS_CALLBACK_HTTP:
         return impl_of(wsi).on_http_start(wsi);
       case LWS_CALLBACK_HTTP_BODY: {

@@ -41,7 +41,8 @@ struct Session : Subscriber {
 // One HTTP request/response on a connection (keep-alive reuses the connection for the next).
 // Headers are copied in LWS_CALLBACK_HTTP: lws may not keep them until the body has arrived.
 struct HttpExchange {
-  std::string method;
+  std::string method;  // HEAD is answered as GET without the body
+  bool head_only = false;
   std::string path;
   std::vector<std::pair<std::string, std::string>> args;  // query, URL-decoded
   std::string token;            // from "Authorization: Bearer" or token=; never logged

@@ -143,6 +143,9 @@ void ClientLoop::fire(Timer* timer) {
   std::unique_ptr<Timer> owned = std::move(*it);
   m_timers.erase(it);
   owned->fn();
+  // lws runs ripe timers and then polls within the same lws_service() call, so without a wake-up
+  // run() would not re-check its exit condition until the next network event.
+  lws_cancel_service(m_context);
 }
 
 WsConnection::WsConnection(ClientLoop& loop, WsHandler& handler)

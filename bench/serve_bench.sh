@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Server benchmarks over loopback: a fresh `evstream serve` (durable SQLite store) per scenario,
+# driven by `evstream loadtest --json`; prints one JSON line per scenario.
+#   a: 100 subscribers, 10 events/s of 1 KiB          (latency)
+#   b: 1,000 subscribers, 200 events/s of 512 B       (latency, loss)
+#   c: 100 subscribers, publisher as fast as acks go  (delivered messages/s)
+#   d: 10,000 idle subscribers                         (server RSS per subscriber)
+# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BUILD_DIR:-build}/evstream
+DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/evstream-bench.XXXXXX")
+trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+DURATION=${DURATION:-10s}
+
+start_server() {
+  rm -f "$DIR"/bench.db*
+  "$BIN" serve --port 0 --db "$DIR/bench.db" --log-level warn --max-clients 20000 \
+    >"$DIR/url" 2>"$DIR/serve.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do [[ -s $DIR/url ]] && break; sleep 0.05; done
+  URL=$(head -1 "$DIR/url")
+  [[ -n $URL ]] || { echo "serve_bench: server did not start" >&2; cat "$DIR/serve.log" >&2; exit 1; }
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || true
+}
+
+scenario() {
+  local name=$1
+  shift
+  start_server
+  local report
+  report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' "$@" || true)
+  stop_server
+  /usr/bin/python3 -c '
+import json, sys, datetime
+r = json.loads(sys.argv[3])
+clients = r["clients"]
+growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
+print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
+                  "date": datetime.datetime.utcnow().isoformat() + "Z",
+                  "connected": r["connected"], "published": r["published"],
+                  "expected": r["expected"], "received": r["received"], "lost": r["lost"],
+                  "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
+                  "max_us": r["latency_us"]["max"], "delivered_per_s": round(r["delivered_per_s"]),
+                  "rss_growth_bytes": growth, "rss_per_client_bytes": round(growth / clients),
+                  "server_cpu_percent": r["server_cpu_percent"],
+                  "loadtest_cpu_percent": round(r["self_cpu_percent"]),
+                  "error": r.get("error")}))' "$name" "$*" "$report"
+}
+
+for s in ${SCENARIOS:-a b c d}; do
+  case $s in
+    a) scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
+    b) scenario b --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 ;;
+    c) scenario c --clients 100 --rate 0 --size 256 --duration 5s ;;
+    d) scenario d --clients 10000 --rate 1 --size 256 --duration 2s ;;
+  esac
+done
