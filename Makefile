@@ -13,11 +13,11 @@ endif
 
 # Everything the build, the tests and the benchmarks need, as Debian packages.
 PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nlohmann-json3-dev \
-            libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format
+            libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format groff-base zsh fish
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check coverage bench run format clean
+.PHONY: all deps build test check coverage bench run format clean e2e
 
 all: build
 
@@ -52,6 +52,15 @@ coverage: deps
 	find $(COVERAGE_DIR) -name '*.gcda' -delete
 	cd $(COVERAGE_DIR) && ctest --output-on-failure -j $(JOBS)
 	gcovr -r . --filter 'core/' --object-directory $(COVERAGE_DIR) --print-summary --fail-under-line 80
+
+# Browser end-to-end tests of the dashboard: headless Debian chromium driven over CDP. Not part of
+# `make test` (the test skips itself without EVSTREAM_E2E=1); installs chromium when missing.
+e2e: build
+	@command -v chromium >/dev/null || { echo "make e2e: installing chromium" >&2; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >&2; }
+	cd tests/integration && EVSTREAM_E2E=1 EVSTREAM_BIN=$(CURDIR)/$(BUILD_DIR)/evstream \
+	  PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest -v test_dashboard_e2e
 
 bench: build
 	./bench/run

@@ -39,16 +39,22 @@ void raise_fd_limit(std::size_t needed) {
 
 int run_loadtest_command(LoadtestFlags& flags) {
   LoadtestOptions& options = flags.options;
-  options.url = parse_ws_url(flags.url, "/");
-  options.duration_us = parse_duration_us(flags.duration);
-  options.size = parse_size(flags.size);
-  options.progress = isatty(STDERR_FILENO) != 0;
   // The acceptance targets: everyone connected, nothing lost, p99 < 100 ms, < 10 MB per 100.
   const std::string slo = !flags.slo.empty()
                               ? flags.slo
                               : "connected=100%,loss=0,p99<100ms,rss_growth<" +
                                     std::to_string(std::max<std::size_t>(1, options.clients / 100) * 10) + "MB";
-  const auto checks = parse_slo(slo);
+  std::vector<SloCheck> checks;
+  try {  // a bad option value is a usage error (2), not a missed SLO (1)
+    options.url = parse_ws_url(flags.url, "/");
+    options.duration_us = parse_duration_us(flags.duration);
+    options.size = parse_size(flags.size);
+    checks = parse_slo(slo);
+  } catch (const evstream::Error& e) {
+    std::fprintf(stderr, "evstream: error: %s\n", e.what());
+    return kExitUsage;
+  }
+  options.progress = isatty(STDERR_FILENO) != 0;
   raise_fd_limit(options.clients + 64);
 
   block_stop_signals();

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cmd/commands.hpp"
+#include "core/error.hpp"
 #include "core/publisher.hpp"
 #include "core/signals.hpp"
 #include "core/ws_client.hpp"
@@ -20,12 +21,17 @@ struct PublishFlags {
 
 int run_publish_command(PublishFlags& flags) {
   PublishOptions& options = flags.options;
-  options.url = parse_ws_url(flags.url, "/ws/publish");
+  try {  // a bad option value is a usage error (2), not rejected lines (1)
+    options.url = parse_ws_url(flags.url, "/ws/publish");
+    options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
+  } catch (const evstream::Error& e) {
+    std::fprintf(stderr, "evstream: error: %s\n", e.what());
+    return kExitUsage;
+  }
   if (!flags.token.empty()) {
     options.url.path += (options.url.path.find('?') == std::string::npos ? "?token=" : "&token=") +
                         url_encode(flags.token);
   }
-  options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
   block_stop_signals();
   ClientLoop loop(4);
   StopSignalWatcher signals([&loop](int) { loop.stop(); });

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 
 #include "cmd/commands.hpp"
 #include "core/error.hpp"
@@ -30,7 +31,11 @@ struct TailFlags {
 void apply_since(const std::string& since, TailOptions& options) {
   if (since.empty()) return;
   if (since.find_first_not_of("0123456789") == std::string::npos) {
-    options.since_id = std::stoll(since);
+    try {
+      options.since_id = std::stoll(since);
+    } catch (const std::out_of_range&) {
+      throw evstream::Error("invalid --since " + since + ": event ids are 64-bit integers");
+    }
   } else if (auto time = parse_rfc3339(since)) {
     options.since_time_us = *time;
   } else {
@@ -46,11 +51,16 @@ void apply_since(const std::string& since, TailOptions& options) {
 
 int run_tail_command(TailFlags& flags) {
   TailOptions& options = flags.options;
-  options.url = parse_ws_url(flags.url, "/ws/events");
-  apply_since(flags.since, options);
+  try {  // a bad option value is a usage error (2)
+    options.url = parse_ws_url(flags.url, "/ws/events");
+    apply_since(flags.since, options);
+    if (!flags.retry_timeout.empty()) options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
+  } catch (const evstream::Error& e) {
+    std::fprintf(stderr, "evstream: error: %s\n", e.what());
+    return kExitUsage;
+  }
   if (flags.last >= 0) options.last = flags.last;
   if (flags.count > 0) options.count = flags.count;
-  if (!flags.retry_timeout.empty()) options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
   const bool terminal = isatty(STDOUT_FILENO) != 0;
   if (!options.format.empty()) {
     options.output = TailOptions::Output::custom;

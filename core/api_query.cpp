@@ -59,6 +59,11 @@ std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::
       (name == "after" ? query.after : query.before) = *id;
     } else if (name == "since" || name == "until") {
       const auto time = parse_time(value, now_us);
+      if (!time && parse_whole(value)) {
+        return bad(name, value,
+                   std::string(kTimeForms) + "; for event ids use " +
+                       (name == "since" ? "after=" : "before="));
+      }
       if (!time) return bad(name, value, kTimeForms);
       (name == "since" ? query.since_us : query.until_us) = *time;
     } else if (name == "topic") {

@@ -2,6 +2,7 @@
 // service thread; store reads are single small pages on the read-only connection.
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/api.hpp"
@@ -123,15 +124,21 @@ void Server::Impl::get_events(HttpExchange& exchange) {
     return;
   }
   const Query& query = std::get<Query>(parsed);
-  const std::vector<Record> records = read_store->query(query);
-  std::optional<std::string> next;
-  if (!records.empty() && records.size() == static_cast<std::size_t>(query.limit)) {
-    // A full page: one indexed probe tells whether anything follows, so the last page says null.
+  // One row more than asked tells whether anything follows, so the last page says null. The store
+  // caps a page at kMaxQueryLimit, so a full-size page asks with a one-row probe instead.
+  Query fetch = query;
+  fetch.limit = std::min(query.limit + 1, kMaxQueryLimit);
+  std::vector<Record> records = read_store->query(fetch);
+  bool more = records.size() > static_cast<std::size_t>(query.limit);
+  if (more) records.resize(static_cast<std::size_t>(query.limit));
+  if (!more && fetch.limit == query.limit &&
+      records.size() == static_cast<std::size_t>(query.limit)) {
     Query probe = next_page_query(query, records.back().id);
     probe.limit = 1;
-    if (!read_store->query(probe).empty())
-      next = events_url(next_page_query(query, records.back().id));
+    more = !read_store->query(probe).empty();
   }
+  std::optional<std::string> next;
+  if (more) next = events_url(next_page_query(query, records.back().id));
   respond(exchange, HTTP_STATUS_OK, events_page_json(records, next));
 }
 

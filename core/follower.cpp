@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -66,6 +67,9 @@ class Follower final : public WsHandler {
   }
 
   void on_message(WsConnection& connection, std::string_view text) override {
+    // Several messages can arrive in one service call: after --count or a closed stdout, the
+    // rest must not be printed (run() only re-checks m_done between service calls).
+    if (m_done) return;
     const auto message = decode_server_message(text);
     if (!message) return;
     switch (message->type) {
@@ -91,7 +95,11 @@ class Follower final : public WsHandler {
       finish(TailResult::End::unreachable, reason);
       return;
     }
-    const std::int64_t delay = m_backoff.next_delay_us();
+    std::int64_t delay = m_backoff.next_delay_us();
+    if (m_options.retry_timeout_us) {
+      // Never wait past the retry deadline: the attempt after it decides on exit 69.
+      delay = std::min(delay, m_unreachable_since + *m_options.retry_timeout_us - now + 1000);
+    }
     std::fprintf(stderr, "evstream tail: %s: %s; reconnecting in %.1fs\n",
                  m_options.url.to_string().c_str(), reason.c_str(),
                  static_cast<double>(delay) / 1e6);

@@ -7,9 +7,14 @@ namespace evstream {
 namespace {
 
 using nlohmann::json;
+// Validation only: a long double holds magnitudes up to ~1e4932, so numbers like 1e400 or a
+// 400-digit integer (which a double would reject as an overflow) are accepted; their text is
+// kept as published, never converted.
+using ValidatingJson = nlohmann::basic_json<std::map, std::vector, std::string, bool, std::int64_t,
+                                            std::uint64_t, long double>;
 
 // A SAX handler that only tracks depth and the top-level kind; validation is the parser's job.
-class CheckHandler : public nlohmann::json_sax<json> {
+class CheckHandler : public nlohmann::json_sax<ValidatingJson> {
  public:
   bool null() override { return value(JsonKind::null); }
   bool boolean(bool) override { return value(JsonKind::boolean); }
@@ -107,7 +112,8 @@ std::size_t skip_value(std::string_view text, std::size_t pos) {
 
 JsonCheck check_json(std::string_view text) {
   CheckHandler handler;
-  json::sax_parse(text.begin(), text.end(), &handler, nlohmann::detail::input_format_t::json,
+  ValidatingJson::sax_parse(text.begin(), text.end(), &handler,
+                            nlohmann::detail::input_format_t::json,
                   /*strict=*/true);
   return handler.result();
 }

@@ -1,6 +1,8 @@
 #include "core/publisher.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <random>
@@ -87,10 +89,13 @@ class Publisher final : public WsHandler {
 
   void on_closed(WsConnection&, const std::string& reason) override {
     // Everything unacked goes back in front, in order, to be resent with the same keys.
+    const std::size_t unacked = m_in_flight.size();
     while (!m_in_flight.empty()) {
       m_to_send.push_front(std::move(m_in_flight.back()));
       m_in_flight.pop_back();
     }
+    if (reason.find("(1009") != std::string::npos) reject_oversized(reason, unacked);
+    if (finished() && m_connection.is_open()) m_connection.close();
     if (finished() || m_loop.stopping()) return;
     const std::int64_t now = now_unix_us();
     if (m_unreachable_since == 0) m_unreachable_since = now;
@@ -99,13 +104,19 @@ class Publisher final : public WsHandler {
       m_summary.unreachable_reason = reason;
       return;
     }
-    const std::int64_t delay = m_backoff.next_delay_us();
+    // Never wait past the retry deadline: the attempt after it decides on exit 69.
+    const std::int64_t delay = std::min(m_backoff.next_delay_us(),
+                                        m_unreachable_since + m_options.retry_timeout_us - now + 1000);
     if (!m_options.quiet) {
       std::fprintf(stderr, "evstream publish: %s: %s; retrying in %.1fs\n",
                    m_options.url.to_string().c_str(), reason.c_str(),
                    static_cast<double>(delay) / 1e6);
     }
-    m_loop.after(delay, [this] { connect(); });
+    m_retry_pending = true;
+    m_loop.after(delay, [this] {
+      m_retry_pending = false;
+      connect();
+    });
   }
 
  private:
@@ -166,9 +177,41 @@ class Publisher final : public WsHandler {
     return std::nullopt;
   }
 
+  // The server closed with 1009 (message too big): resending the same frame would only repeat
+  // that, so the oversized lines are rejected. The close reason names the limit ("message larger
+  // than N bytes"); without it, the largest of the `unacked` frames is the one it refused.
+  void reject_oversized(const std::string& reason, std::size_t unacked) {
+    std::size_t limit = 0;
+    const auto at = reason.find("larger than ");
+    if (at != std::string::npos) limit = std::strtoull(reason.c_str() + at + 12, nullptr, 10);
+    const auto too_large = [this](std::deque<Outgoing>::iterator it, const std::string& why) {
+      ++m_summary.rejected;
+      report(it->line, why);
+      return m_to_send.erase(it);
+    };
+    if (limit > 0) {
+      for (auto it = m_to_send.begin(); it != m_to_send.end();) {
+        it = it->frame.size() > limit
+                 ? too_large(it, "too large for the server (" + std::to_string(it->frame.size()) +
+                                     " bytes as sent, it accepts at most " + std::to_string(limit) +
+                                     ")")
+                 : std::next(it);
+      }
+      return;
+    }
+    if (unacked == 0 || m_to_send.empty()) return;
+    const auto end = m_to_send.begin() + static_cast<std::ptrdiff_t>(std::min(unacked, m_to_send.size()));
+    const auto largest = std::max_element(m_to_send.begin(), end, [](const auto& a, const auto& b) {
+      return a.frame.size() < b.frame.size();
+    });
+    too_large(largest, "too large for the server (" + std::to_string(largest->frame.size()) +
+                           " bytes as sent; it closed the connection with 1009)");
+  }
+
   void pump() {
     if (!m_connection.is_open()) {
-      if (!m_to_send.empty()) connect();
+      // While a reconnect is scheduled, new input waits for it (keeps the backoff).
+      if (!m_to_send.empty() && !m_retry_pending) connect();
       return;
     }
     while (!m_to_send.empty() && m_in_flight.size() < m_options.window) {
@@ -196,6 +239,7 @@ class Publisher final : public WsHandler {
   std::deque<Outgoing> m_in_flight;
   Backoff m_backoff;
   std::int64_t m_unreachable_since = 0;
+  bool m_retry_pending = false;
   PublishSummary m_summary;
 };
 

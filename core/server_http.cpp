@@ -135,7 +135,15 @@ int Server::Impl::on_http_start(lws* wsi) {
 
 int Server::Impl::on_http_request(lws* wsi, HttpExchange& exchange) {
   ++metrics.http_requests_total;
-  route_http(wsi, exchange);
+  try {
+    route_http(wsi, exchange);
+  } catch (const std::exception& e) {
+    // A store read that failed (disk error, locked database) answers 500; the server goes on.
+    log.error("http request failed", {{"path", exchange.path}, {"what", e.what()}});
+    exchange.headers_out.clear();
+    respond_error(exchange, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+                  std::string("internal error: ") + e.what());
+  }
   if (exchange.ready) lws_callback_on_writable(wsi);
   return 0;
 }

@@ -34,6 +34,7 @@ struct Session : Subscriber {
   bool rx_paused = false;         // publisher: flow control while the window is full
   int close_code = 0;             // set: close with this code once the queue allows
   bool close_when_drained = false;
+  bool close_sent = false;        // our close frame is out; waiting for the peer's
   std::string close_reason;       // sent in the close frame and logged
   std::string end_reason;         // logged on disconnect when no close_code explains it
 };

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/json_text.hpp"
 #include "core/protocol.hpp"
 #include "core/server_impl.hpp"
 
@@ -49,6 +50,20 @@ std::optional<std::int64_t> parse_count(std::string_view text) {
   return value;
 }
 
+// lws 4.1 answers a refused upgrade with "HTTP/1.0" (it parses the request's version only on the
+// plain-HTTP path), which strict clients such as python-websockets reject; write HTTP/1.1 ourselves.
+void refuse_upgrade(lws* wsi, unsigned status, std::string_view message) {
+  const char* phrase = status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
+                     : status == 404 ? "Not Found" : "Service Unavailable";
+  const std::string body = R"({"error":)" + json_quote(message) + "}\n";
+  const std::string response = "HTTP/1.1 " + std::to_string(status) + " " + phrase +
+                               "\r\ncontent-type: application/json\r\ncontent-length: " +
+                               std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + body;
+  std::vector<unsigned char> buf(LWS_PRE + response.size());
+  std::memcpy(buf.data() + LWS_PRE, response.data(), response.size());
+  lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP_HEADERS);
+}
+
 }  // namespace
 
 int Server::Impl::on_confirm_upgrade(lws* wsi) {
@@ -78,7 +93,7 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   ++counters.refused_connections;
   log.warn("refused",
            {{"path", path}, {"status", static_cast<std::int64_t>(status)}, {"reason", message}});
-  lws_return_http_status(wsi, status, message);
+  refuse_upgrade(wsi, status, message);
   return 1;
 }
 
@@ -150,6 +165,7 @@ bool Server::Impl::open_subscription(Session& session) {
 }
 
 int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) {
+  if (session.close_sent) return 0;  // closing: only the peer's close frame matters now
   session.last_rx_us = now_unix_us();
   if (session.rx.empty()) session.rx_binary = lws_frame_is_binary(session.wsi) != 0;
   if (session.rx.size() + len > options.max_message_bytes) {
@@ -248,6 +264,22 @@ void Server::Impl::overflowed(Subscriber& subscriber) {
 }
 
 int Server::Impl::on_writeable(Session& session) {
+  if (session.close_sent) return 0;
+  if (session.close_code != 0 && session.close_when_drained && !session.queue.front_ready()) {
+    // lws 4.1 drops the TCP connection right after its own close frame, so a peer still sending
+    // gets a reset that destroys the close frame and the replies before it. Send the close
+    // ourselves and wait (bounded) for the peer's, discarding what it sends until then.
+    std::string payload{static_cast<char>(0x88), 0, static_cast<char>(session.close_code >> 8),
+                        static_cast<char>(session.close_code & 0xff)};
+    payload += session.close_reason.substr(0, 123);
+    payload[1] = static_cast<char>(payload.size() - 2);  // a complete unmasked close frame
+    std::vector<unsigned char> buf(LWS_PRE + payload.size());
+    std::memcpy(buf.data() + LWS_PRE, payload.data(), payload.size());
+    lws_write(session.wsi, buf.data() + LWS_PRE, payload.size(), LWS_WRITE_RAW);
+    session.close_sent = true;
+    lws_set_timeout(session.wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+    return 0;
+  }
   if (session.close_code != 0 && (!session.close_when_drained || !session.queue.front_ready())) {
     lws_close_reason(session.wsi, static_cast<lws_close_status>(session.close_code),
                      reinterpret_cast<unsigned char*>(session.close_reason.data()),
@@ -324,6 +356,7 @@ int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, st
       case LWS_CALLBACK_SERVER_WRITEABLE:
         return session ? impl_of(wsi).on_writeable(*session) : 0;
       case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (session && session->close_sent) return -1;  // the answer to our close: done
         if (session) {
           impl_of(wsi).on_peer_close(*session, static_cast<const unsigned char*>(in), len);
         }

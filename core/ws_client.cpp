@@ -164,6 +164,10 @@ void WsConnection::connect(const WsUrl& url) {
   m_closing = false;
   m_peer_close.clear();
   m_rx.clear();
+  // Frames still queued from a previous connection were never written on this one: the owner
+  // resends what it needs after on_open. Keeping them would put stale frames on the new
+  // connection ahead of the resends, and the publisher would match acks to the wrong lines.
+  clear_queue();
   lws_client_connect_info info{};
   info.context = m_loop.context();
   info.address = url.host.c_str();

@@ -26,9 +26,13 @@ std::vector<Line> read_all(LineReader& reader, Signal& signal) {
   std::vector<Line> lines;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
+    int seen = 0;
+    {
+      std::lock_guard lock(signal.mutex);
+      seen = signal.count;  // before take(): a notification after it must not be missed
+    }
     if (reader.take(lines)) return lines;
     std::unique_lock lock(signal.mutex);
-    const int seen = signal.count;
     if (!signal.cv.wait_until(lock, deadline, [&] { return signal.count != seen; })) return lines;
   }
 }

@@ -43,7 +43,8 @@ TEST_CASE("metrics::PromText") {
   SUBCASE("empty histogram") {
     Histogram h;
     prom.histogram("b", "Batch.", h, batch_size_bounds(), 1.0);
-    CHECK(prom.text().find("b_bucket{le=\"1024\"} 0\nb_bucket{le=\"+Inf\"} 0\nb_sum 0\nb_count 0\n") !=
+    CHECK(prom.text().find(
+              "b_bucket{le=\"1024\"} 0\nb_bucket{le=\"+Inf\"} 0\nb_sum 0\nb_count 0\n") !=
           std::string::npos);
   }
 }

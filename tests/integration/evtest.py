@@ -133,7 +133,8 @@ class ServerProcess:
                         f"stderr: {self.log_text()!r}")
                 buf += chunk
         url = buf.split(b"\n", 1)[0].decode()
-        if not re.fullmatch(r"ws://127\.0\.0\.1:\d+", url):
+        if not re.fullmatch(r"wss?://127\.0\.0\.1:\d+", url):
+            self.kill()
             raise AssertionError(f"unexpected URL line from serve: {url!r}")
         return url
 
@@ -609,3 +610,155 @@ class ServerTestCase(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(ids, list(range(first, last + 1)),
                          f"ids not exactly {first}..{last}: first difference at "
                          f"{next((i for i, (a, b) in enumerate(zip(ids, range(first, last + 1))) if a != b), len(ids))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Client subcommands (publish, tail, loadtest, ...) as child processes
+
+def free_port():
+    """A loopback port that was free a moment ago: for a server that must come up on it later."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class FixedPortServer(ServerProcess):
+    """A ServerProcess on a given port (e.g. a restart where clients are already pointed)."""
+
+    def __init__(self, workdir, port, args=(), db=None, name="server"):
+        super().__init__(workdir, args, db=db, name=name)
+        self.fixed_port = port
+
+    def start(self):
+        cmd = [evstream_bin(), "serve", "--host", HOST, "--port", str(self.fixed_port),
+               "--db", self.db, *self.args]
+        with open(self.stderr_path, "ab") as stderr:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=stderr, cwd=self.workdir)
+        self.url = self._read_url_line()
+        return self
+
+
+def client_env(extra=None):
+    """The environment for a client child: none of the user's EVSTREAM_* or NO_COLOR settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EVSTREAM_") and k != "NO_COLOR"}
+    env.update(extra or {})
+    return env
+
+
+class CliProcess:
+    """One `evstream SUBCOMMAND ...` child. Its stdout (when piped) is collected line by line by a
+    reader thread into `.lines`; stderr goes to a file. Only this object's own PID is signalled."""
+
+    def __init__(self, workdir, args, name="cli", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 env=None):
+        import threading
+        self.args = list(args)
+        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
+        self.lines = []
+        self.stdout_closed = stdout != subprocess.PIPE
+        with open(self.stderr_path, "ab") as stderr:
+            self.proc = subprocess.Popen([evstream_bin(), *self.args], stdin=stdin, stdout=stdout,
+                                         stderr=stderr, cwd=workdir, env=client_env(env))
+        if stdout == subprocess.PIPE:
+            self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+            self._reader.start()
+
+    def _read_stdout(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        self.stdout_closed = True
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def write(self, text):
+        self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    async def wait_lines(self, count, timeout=RECV_TIMEOUT):
+        """The first `count` stdout lines, once there are that many."""
+        await async_wait_for(lambda: len(self.lines) >= count, timeout,
+                             what=f"{count} stdout lines from {self.args[0]} (have "
+                                  f"{len(self.lines)}; stderr: {self.stderr_text()[-500:]!r})")
+        return self.lines[:count]
+
+    async def wait_stderr(self, pattern, timeout=RECV_TIMEOUT):
+        """The first match of regex `pattern` in stderr, once it appears."""
+        return await async_wait_for(lambda: re.search(pattern, self.stderr_text()), timeout,
+                                    what=f"{pattern!r} on the stderr of {self.args[0]}")
+
+    async def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """Waits (without blocking the event loop) for exit and for the end of stdout; the code."""
+        await async_wait_for(lambda: self.proc.poll() is not None and self.stdout_closed, timeout,
+                             interval=0.02, what=f"{self.args[0]} (pid {self.pid}) to exit; "
+                                                 f"stderr: {self.stderr_text()[-500:]!r}")
+        return self.proc.returncode
+
+    def send_signal(self, sig):
+        if self.running():
+            self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+        self.proc.wait(timeout=EXIT_TIMEOUT)
+        self.close_stdin()
+
+
+def run_cli(workdir, args, input=None, timeout=30.0, env=None):
+    """Runs `evstream ARGS` to completion (bounded): (returncode, stdout, stderr) as text."""
+    result = subprocess.run([evstream_bin(), *args], input=input.encode() if isinstance(input, str)
+                            else input, stdin=None if input is not None else subprocess.DEVNULL,
+                            capture_output=True, timeout=timeout, cwd=workdir, env=client_env(env))
+    return (result.returncode, result.stdout.decode("utf-8", "replace"),
+            result.stderr.decode("utf-8", "replace"))
+
+
+class ClientTestCase(ServerTestCase):
+    """ServerTestCase plus client children (`spawn`, `cli`) that are killed at teardown, servers
+    on a fixed port (`start_server_on`), and `stored()`: every stored record via since=0."""
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.children = []
+        self.addAsyncCleanup(self._kill_children)  # runs before the servers are stopped
+
+    async def _kill_children(self):
+        for child in self.children:
+            child.kill()
+
+    def spawn(self, *args, name=None, **kwargs):
+        child = CliProcess(self.tmpdir, args, name=name or f"{args[0]}{len(self.children) + 1}",
+                           **kwargs)
+        self.children.append(child)
+        return child
+
+    def cli(self, *args, input=None, timeout=30.0, env=None):
+        return run_cli(self.tmpdir, args, input=input, timeout=timeout, env=env)
+
+    def start_server_on(self, port, *args, db=None, name=None):
+        server = FixedPortServer(self.tmpdir, port, args, db=db,
+                                 name=name or f"server{len(self.servers) + 1}")
+        self.servers.append(server)
+        return server.start()
+
+    async def stored(self, server, timeout=RECV_TIMEOUT):
+        """Every stored event, as Messages in id order, read through a since=0 subscriber."""
+        sub = await self.subscribe(server, "since=0")
+        records = await sub.events_until(sub.last_id, timeout) if sub.last_id else []
+        await sub.close()
+        return records

@@ -10,101 +10,119 @@ import unittest
 
 import websockets
 
-from evtest import (HOST, ServerProcess, ServerTestCase, async_wait_for, connect, raw_member,
-                    run_serve_once, strip_ws)
+from evtest import (HOST, ServerTestCase, async_wait_for, raw_member, run_serve_once,
+                    strip_ws)
 
 TEXT_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error) \S")
 
 
 def varied_data(n):
     """Event data that exercises digits, unicode and nesting, different for every n."""
-    return ('{"seq":%d,"big":%d123456789012345678901234567890,"f":%d.000000000000000000001,'
+    return ('{"seq":%d,"big":9%d123456789012345678901234567890,"f":%d.000000000000000000001,'
             '"s":"caf\u00e9 \U0001f600 #%d","nested":{"a":[%d,{"b":null}]}}' % (n, n, n, n, n))
+
+
+async def drain(ws, into):
+    """Appends every message until the connection closes (bounded)."""
+    try:
+        for _ in range(200_000):
+            into.append(json.loads(await ws.recv()))
+    except websockets.ConnectionClosed:
+        pass
 
 
 class GracefulStopTest(ServerTestCase):
 
-    async def stop_with_signal(self, sig):
+    async def stop_during_burst(self, sig):
+        """Starts a server with an idle subscriber, an idle publisher and a publisher sending as
+        fast as it can; sends `sig` once 500 frames are acked. Returns what each client got."""
         server = self.start_server()
+        self.server = server
         live = await self.subscribe(server)
-        pub = await self.publisher(server)
-        replies, sent = [], []
-        closed = asyncio.Event()
-
-        async def read_replies():
-            try:
-                for _ in range(100_000):
-                    replies.append(json.loads(await pub.ws.recv()))
-            except websockets.ConnectionClosed:
-                closed.set()
+        idle = await self.publisher(server)
+        self.assertEqual((await idle.publish({"idle": True}))["id"], 1)
+        busy = await self.publisher(server)
+        got = {"live": [], "idle": [], "busy": []}
+        sent = []
 
         async def keep_sending():
             try:
                 for n in range(100_000):  # until the server closes the connection
-                    await pub.ws.send(varied_data(n))
+                    await busy.ws.send(varied_data(n))
                     sent.append(n)
                     if n % 50 == 0:
                         await asyncio.sleep(0)
             except websockets.ConnectionClosed:
                 pass
 
-        live_events = []
-
-        async def read_live():  # concurrently, so the server can drain to it while stopping
-            try:
-                for _ in range(100_000):
-                    live_events.append(await live.recv(30))
-            except websockets.ConnectionClosed:
-                pass
-
-        reader = asyncio.ensure_future(read_replies())
-        live_reader = asyncio.ensure_future(read_live())
-        writer = asyncio.ensure_future(keep_sending())
-        await async_wait_for(lambda: len(replies) >= 500, 10, what="500 acks before the signal")
-        acked_before = len(replies)
+        tasks = [asyncio.ensure_future(drain(live.ws, got["live"])),
+                 asyncio.ensure_future(drain(idle.ws, got["idle"])),
+                 asyncio.ensure_future(drain(busy.ws, got["busy"])),
+                 asyncio.ensure_future(keep_sending())]
+        await async_wait_for(lambda: len(got["busy"]) >= 500, 10, what="500 acks")
+        acked_before = len(got["busy"])
         server.send_signal(sig)
         # A new connection is refused now (503 while draining, or nothing listening).
         with self.assertRaises((websockets.InvalidHandshake, OSError, asyncio.TimeoutError)):
             await self.ws(f"{server.url}/ws/events", open_timeout=3)
-
         self.assertEqual(await server.wait_exit(), 0, "serve must exit 0 after the signal")
-        await asyncio.wait_for(reader, 10)
-        await asyncio.wait_for(writer, 10)
-        self.assertTrue(closed.is_set())
-        print("CLOSE", (pub.ws.close_code, pub.ws.close_reason), (live.ws.close_code, live.ws.close_reason), len(replies), len(sent))
-        self.assertEqual((pub.ws.close_code, pub.ws.close_reason), (1001, "going away"))
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        self.assertGreaterEqual(len(got["busy"]), acked_before)
+        self.assertLessEqual(len(got["busy"]), len(sent), "one reply per frame at most")
+        return live, idle, busy, got
 
-        # Replies in order: acks with consecutive ids, then only "shutting down" errors.
-        acks = [r for r in replies if r["type"] == "ack"]
-        self.assertGreaterEqual(len(acks), acked_before)
-        self.assertEqual(replies[:len(acks)], acks, "no ack after an error")
-        for error in replies[len(acks):]:
+    async def check_stop(self, sig):
+        live, idle, busy, got = await self.stop_during_burst(sig)
+        server = self.server
+        # Idle clients get every pending message, then 1001 "going away".
+        for name, client in (("subscriber", live), ("publisher", idle)):
+            self.assertEqual((client.ws.close_code, client.ws.close_reason), (1001, "going away"),
+                             name)
+        self.assertEqual(got["idle"], [])
+        # The busy publisher's replies are in order: acks with consecutive ids, then only
+        # "shutting down" errors for frames read after the stop.
+        acks = [r for r in got["busy"] if r["type"] == "ack"]
+        self.assertEqual(got["busy"][:len(acks)], acks, "no ack after an error")
+        for error in got["busy"][len(acks):]:
             self.assertEqual(error["type"], "error", error)
             self.assertIn("shutting down", error["message"])
         acked_ids = [a["id"] for a in acks]
-        self.assertEqual(acked_ids, list(range(1, len(acks) + 1)))
-        self.assertLessEqual(len(replies), len(sent))
-
-        # The live subscriber got every acked event, then 1001 "going away".
-        await asyncio.wait_for(live_reader, 10)
-        self.assertEqual([e.type for e in live_events], ["event"] * len(live_events))
-        self.assertEqual([e["id"] for e in live_events], acked_ids)
-        self.assertEqual((live.ws.close_code, live.ws.close_reason), (1001, "going away"))
+        self.assertEqual(acked_ids, list(range(2, len(acks) + 2)))
+        # The subscriber saw every stored event, and the store holds every acked one.
+        live_ids = [e["id"] for e in got["live"]]
+        self.assertEqual([e["type"] for e in got["live"]], ["event"] * len(live_ids))
+        self.assertContiguous(live_ids, 1, live_ids[-1])
+        self.assertGreaterEqual(live_ids[-1], acked_ids[-1])
         self.assertTrue(server.find_log("shutting down"))
-        self.assertEqual(server.find_log("stopped")[0].fields["events_total"], str(len(acks)))
+        self.assertEqual(server.find_log("stopped")[0].fields["events_total"], str(live_ids[-1]))
 
-        # Restarted on the same file: exactly the acked events, with their data.
+        # Restarted on the same file: the acked events (and any committed whose ack was still
+        # in flight), with their data.
         again = self.start_server(db=server.db, name="restarted")
         sub = await self.subscribe(again, "since=0")
-        self.assertEqual(sub.last_id, len(acks), "stored events must be exactly the acked ones")
-        for n, event in enumerate(await sub.events(len(acks), timeout=20)):
-            self.assertEqual(strip_ws(raw_member(event.raw, "data")), strip_ws(varied_data(n)))
+        self.assertEqual(sub.last_id, live_ids[-1])
+        events = await sub.events(sub.last_id, timeout=20)
+        self.assertEqual(events[0]["data"], {"idle": True})
+        for event in events[1:]:
+            expected = varied_data(event["id"] - 2)
+            self.assertEqual(strip_ws(raw_member(event.raw, "data")), strip_ws(expected))
 
     async def test_sigterm_commits_what_was_accepted_and_closes_1001(self):
-        await self.stop_with_signal(signal.SIGTERM)
+        await self.check_stop(signal.SIGTERM)
 
     async def test_sigint_commits_what_was_accepted_and_closes_1001(self):
-        await self.stop_with_signal(signal.SIGINT)
+        await self.check_stop(signal.SIGINT)
+
+    async def test_publisher_still_sending_at_stop_gets_1001_and_its_acks(self):
+        # A client that is still sending when the server closes must get the close frame too.
+        # The server must not drop the TCP connection right after its close frame with unread
+        # input pending: the kernel then sends a reset, and the client loses the 1001 and any
+        # acks still in its receive buffer.
+        live, idle, busy, got = await self.stop_during_burst(signal.SIGTERM)
+        acks = [r for r in got["busy"] if r["type"] == "ack"]
+        stored = [e["id"] for e in got["live"]]
+        self.assertEqual((busy.ws.close_code, busy.ws.close_reason), (1001, "going away"))
+        self.assertEqual(acks[-1]["id"], stored[-1], "events stored whose ack never arrived")
 
 
 class KillDurabilityTest(ServerTestCase):
@@ -176,7 +194,8 @@ class LogTest(ServerTestCase):
 
     async def test_startup_connect_and_disconnect_lines(self):
         server = self.start_server()
-        (startup,) = server.find_log("listening")
+        startup = await server.wait_log("listening")
+        self.assertEqual(len(server.find_log("listening")), 1)
         self.assertEqual(startup.fields["url"], server.url)
         self.assertEqual(startup.fields["db"], server.db)
 
