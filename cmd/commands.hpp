@@ -4,9 +4,17 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "core/error.hpp"
+
 namespace evstream::cmd {
 
 using Runner = std::function<int()>;
+
+// A bad flag value found after parsing; main prints it and exits with kExitUsage.
+class UsageError : public evstream::Error {
+ public:
+  using evstream::Error::Error;
+};
 
 Runner add_serve(CLI::App& app);
 Runner add_publish(CLI::App& app);

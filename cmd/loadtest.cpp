@@ -60,6 +60,7 @@ int run_loadtest_command(LoadtestFlags& flags) {
   block_stop_signals();
   ClientLoop loop(options.clients + 8);
   StopSignalWatcher signals([&loop](int) { loop.stop(); });
+  if (options.read_token.empty()) options.read_token = options.token;  // --token also reads
   const LoadtestReport report = run_loadtest(options, loop);
   const auto results = evaluate_slo(checks, report);
   std::cout << (flags.json ? report_json(report, results) + "\n" : report_table(report, results))
@@ -97,7 +98,7 @@ Runner add_loadtest(CLI::App& app) {
   sub->add_option("--server-pid", o.server_pid,
                   "Read server RSS and CPU from /proc for this pid (else from /api/health)");
   sub->add_option("--token", o.token, "Publish token")->envname("EVSTREAM_TOKEN");
-  sub->add_option("--read-token", o.read_token, "Read token");
+  sub->add_option("--read-token", o.read_token, "Read token (default: --token)");
   sub->add_option("--slo", flags->slo,
                   "Checks, e.g. 'p99<100ms,loss=0,connected=100%,rss_growth<10MB' (default: the "
                   "acceptance targets)");

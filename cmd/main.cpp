@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   try {
     for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub)();
     return cmd::kExitUsage;
+  } catch (const cmd::UsageError& e) {
+    std::cerr << "evstream: error: " << e.what() << " (see evstream --help)\n";
+    return cmd::kExitUsage;
   } catch (const Error& e) {
     std::cerr << "evstream: error: " << e.what() << '\n';
     return cmd::kExitRejected;

@@ -26,18 +26,33 @@ struct ServeFlags {
   std::string log_level = "info";
 };
 
-int run_serve(ServeFlags& flags) {
+// Converts the typed flag values; a bad one is a usage error naming its flag.
+void convert_flags(ServeFlags& flags) {
   ServerOptions& options = flags.server;
-  options.ping_interval_us = parse_duration_us(flags.ping_interval);
-  if (options.ping_interval_us < 100'000) throw evstream::Error("--ping-interval must be at least 100ms");
-  options.client_queue_bytes = parse_size(flags.client_queue_bytes);
-  options.max_message_bytes = parse_size(flags.max_message_bytes);
+  const auto flag = [](const char* name, auto&& convert) {
+    try {
+      return convert();
+    } catch (const evstream::Error& e) {
+      throw UsageError(std::string(name) + ": " + e.what());
+    }
+  };
+  options.ping_interval_us = flag("--ping-interval", [&] { return parse_duration_us(flags.ping_interval); });
+  if (options.ping_interval_us < 100'000) throw UsageError("--ping-interval must be at least 100ms");
+  options.client_queue_bytes = flag("--client-queue-bytes", [&] { return parse_size(flags.client_queue_bytes); });
+  options.max_message_bytes = flag("--max-message-bytes", [&] { return parse_size(flags.max_message_bytes); });
   options.durability = parse_durability(flags.durability);
-  if (!flags.retain_age.empty()) options.retain_age_us = parse_duration_us(flags.retain_age);
+  if (!flags.retain_age.empty()) {
+    options.retain_age_us = flag("--retain-age", [&] { return parse_duration_us(flags.retain_age); });
+  }
   if (flags.retain_events > 0) options.retain_events = flags.retain_events;
   if (options.cert_path.empty() != options.key_path.empty()) {
-    throw evstream::Error("--cert and --key go together: pass both to serve wss/https");
+    throw UsageError("--cert and --key go together: pass both to serve wss/https");
   }
+}
+
+int run_serve(ServeFlags& flags) {
+  convert_flags(flags);
+  const ServerOptions& options = flags.server;
   Logger logger(parse_log_level(flags.log_level), parse_log_format(flags.log_format));
 
   block_stop_signals();
@@ -81,7 +96,7 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)");
-  sub->add_option("--retain-events", flags->retain_events, "Keep at most this many events")
+  sub->add_option("--retain-events", flags->retain_events, "Keep at most this many events (0: no limit)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--token", o.token,
                   "Require this token to publish (WebSocket and HTTP): Authorization: Bearer T "
