@@ -39,14 +39,15 @@ std::string Server::Impl::health_json(bool full) {
   if (!full) return out + "}";
   std::size_t subscribers = 0;
   for (const auto& [id, session] : sessions) subscribers += session->role == Role::subscriber;
-  const StoreStats stats = read_store->stats();
   out += ",\"subscribers\":" + std::to_string(subscribers);
   out += ",\"publishers\":" + std::to_string(sessions.size() - subscribers);
-  out += ",\"events_total\":" + std::to_string(stats.events);
+  const std::int64_t events_total = events_at_start + static_cast<std::int64_t>(counters.events_in) -
+                                   writer->retention_deleted();
+  out += ",\"events_total\":" + std::to_string(events_total);
   out += ",\"last_event_id\":" + std::to_string(head);
   out += ",\"rss_bytes\":" + std::to_string(rss_bytes());
   out += ",\"db\":{\"path\":" + json_quote(options.db);
-  out += ",\"bytes\":" + std::to_string(stats.file_bytes);
+  out += ",\"bytes\":" + std::to_string(read_store->file_bytes());
   out += ",\"durability\":\"";
   out += options.durability == Durability::full ? "full" : "normal";
   out += "\",\"queue_depth\":" + std::to_string(writer->queued()) + "}}";

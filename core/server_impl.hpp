@@ -153,7 +153,8 @@ struct Server::Impl final : HubSink {
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
   std::uint64_t next_connection_id = 1;
-  EventId head = 0;  // newest id broadcast: everything <= head is stored and was delivered live
+  EventId head = 0;
+  std::int64_t events_at_start = 0;  // rows stored at startup; events_total adds events_in  // newest id broadcast: everything <= head is stored and was delivered live
   std::int64_t started_us = 0;
 
   enum class Phase { serving, draining, closing, done } phase = Phase::serving;

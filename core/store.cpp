@@ -363,15 +363,21 @@ StoreStats Store::stats() {
     stats.events = run.step() ? run.int64(0) : 0;
   }
   stats.last_id = last_id();
+  stats.file_bytes = file_bytes();
+  return stats;
+}
+
+std::int64_t Store::file_bytes() {
+  std::int64_t bytes = 0;
   const char* file = sqlite3_db_filename(m_db, "main");
   if (file && *file) {
     for (const std::string& name : {std::string(file), std::string(file) + "-wal"}) {
       std::error_code ec;
       const auto size = std::filesystem::file_size(name, ec);
-      if (!ec) stats.file_bytes += static_cast<std::int64_t>(size);
+      if (!ec) bytes += static_cast<std::int64_t>(size);
     }
   }
-  return stats;
+  return bytes;
 }
 
 EventId Store::cursor_for_last(int n, const std::vector<std::string>& topics) {

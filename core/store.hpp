@@ -99,6 +99,7 @@ class Store {
   std::vector<Record> query(const Query& query);
   std::optional<Record> get(EventId id);
   StoreStats stats();
+  std::int64_t file_bytes();  // main db file + WAL; 0 for in-memory stores (no scan)
   EventId last_id();
   // The id of the Nth newest event matching `topics` minus one, i.e. the cursor from which the
   // last N events follow (0 when fewer than N are stored).

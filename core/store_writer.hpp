@@ -2,6 +2,7 @@
 // The store thread: takes events from a bounded queue and commits them in batches (group commit:
 // one transaction per batch, so durability=full costs one fsync per batch, not per event), then
 // hands each committed batch back. Other threads only call submit()/take_committed()/close().
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -56,6 +57,8 @@ class StoreWriter {
   bool drained() const;
   std::size_t queued() const;  // events waiting for a transaction
   std::uint64_t batches_committed() const;
+  // Rows deleted by retention so far (thread-safe).
+  std::int64_t retention_deleted() const { return m_retention_deleted.load(); }
 
   // Duration and size of each transaction since the last call (the newest 4096 at most), for
   // metrics (read by the service thread). Failed transactions are sampled too.
@@ -91,7 +94,8 @@ class StoreWriter {
   std::vector<BatchSample> m_samples;
   std::uint64_t m_batches = 0;
   bool m_closed = false;
-  std::int64_t m_last_retention_us = 0;  // steady clock; 0 = never, so it runs at start
+  std::int64_t m_last_retention_us = 0;
+  std::atomic<std::int64_t> m_retention_deleted{0};  // steady clock; 0 = never, so it runs at start
   std::thread m_thread;                  // last: starts after every member above exists
 };
 
