@@ -19,6 +19,7 @@ class UsageError : public evstream::Error {
 Runner add_serve(CLI::App& app);
 Runner add_publish(CLI::App& app);
 Runner add_tail(CLI::App& app);
+Runner add_replay(CLI::App& app);
 Runner add_loadtest(CLI::App& app);
 
 // Exit statuses shared by every subcommand (SPEC).

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add(cmd::add_serve);
   add(cmd::add_publish);
   add(cmd::add_tail);
+  add(cmd::add_replay);
   add(cmd::add_loadtest);
   try {
     app.parse(argc, argv);

@@ -27,7 +27,7 @@ _evstream_values() {
             --max-message-bytes | --max-clients | --retain-age | --retain-events | --token | \
             --read-token | --allow-origin | --url | --topic | --key-field | --window | \
             --retry-timeout | --since | -n | --last | --format | --count | --clients | \
-            --duration | --rate | --size | --ramp | --server-pid | --slo)
+            --duration | --rate | --size | --ramp | --server-pid | --slo | --until | --speed | --to)
             COMPREPLY=() # free-form value: nothing to offer
             ;;
         *)
@@ -57,7 +57,7 @@ _evstream() {
     local sub= i
     for ((i = 1; i < cword; i++)); do
         case ${COMP_WORDS[i]} in
-            serve | publish | tail | loadtest)
+            serve | publish | tail | replay | loadtest)
                 sub=${COMP_WORDS[i]}
                 break
                 ;;
@@ -69,7 +69,7 @@ _evstream() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "-h --help --version" -- "$cur"))
         else
-            COMPREPLY=($(compgen -W "serve publish tail loadtest" -- "$cur"))
+            COMPREPLY=($(compgen -W "serve publish tail replay loadtest" -- "$cur"))
         fi
         return 0
     fi
@@ -93,6 +93,10 @@ _evstream() {
         tail)
             opts="-h --help --url --topic --since -n --last --json --format --count --no-color
                   --exec --token --retry-timeout"
+            ;;
+        replay)
+            opts="-h --help --db --url --since --until --topic --speed --data-only --to --token
+                  --read-token --retry-timeout"
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window

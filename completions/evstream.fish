@@ -11,10 +11,11 @@ complete -c evstream -n __fish_use_subcommand -l version -d 'Print version and e
 complete -c evstream -n __fish_use_subcommand -a serve -d 'Persist events and broadcast them to WebSocket subscribers'
 complete -c evstream -n __fish_use_subcommand -a publish -d 'Publish events: NDJSON from stdin, or JSON arguments'
 complete -c evstream -n __fish_use_subcommand -a tail -d 'Follow live events (resumes across reconnects)'
+complete -c evstream -n __fish_use_subcommand -a replay -d 'Replay stored events in id order, from a database or a server'
 complete -c evstream -n __fish_use_subcommand -a loadtest -d 'Measure latency, loss and memory with N subscribers'
 
 # Every subcommand
-complete -c evstream -n '__fish_seen_subcommand_from serve publish tail loadtest' -s h -l help -d 'Print help and exit'
+complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -s h -l help -d 'Print help and exit'
 
 # serve
 set -l serve '__fish_seen_subcommand_from serve'
@@ -60,6 +61,20 @@ complete -c evstream -n $tail -l no-color -d 'No colours'
 complete -c evstream -n $tail -x -l exec -a '(__fish_complete_command)' -d 'Run CMD per event, record on its stdin'
 complete -c evstream -n $tail -x -l token -d 'Read token'
 complete -c evstream -n $tail -x -l retry-timeout -d 'Give up (exit 69) after this long unreachable (default never)'
+
+# replay
+set -l replay '__fish_seen_subcommand_from replay'
+complete -c evstream -n $replay -r -F -l db -d 'Read this database file (read-only)'
+complete -c evstream -n $replay -x -l url -d 'Read this server\'s REST API'
+complete -c evstream -n $replay -x -l since -d 'Start after an event id, or at an RFC 3339 time or a duration ago'
+complete -c evstream -n $replay -x -l until -d 'Stop at an event id (included), an RFC 3339 time or a duration ago'
+complete -c evstream -n $replay -x -l topic -d 'Only these topics (repeatable)'
+complete -c evstream -n $replay -x -l speed -d 'Pace by the original times: 1 real time, 10 ten times faster, 0 no pauses (default 0)'
+complete -c evstream -n $replay -l data-only -d 'Only the data objects (input for publish)'
+complete -c evstream -n $replay -x -l to -d 'Republish to this server instead of stdout'
+complete -c evstream -n $replay -x -l token -d 'Publish token for --to (default $EVSTREAM_TOKEN)'
+complete -c evstream -n $replay -x -l read-token -d 'Read token for --url (default: --token)'
+complete -c evstream -n $replay -x -l retry-timeout -d 'With --to: give up (exit 69) after this long unreachable (default 30s)'
 
 # loadtest
 set -l loadtest '__fish_seen_subcommand_from loadtest'

@@ -149,6 +149,19 @@ std::vector<JsonMember> top_level_members(std::string_view object_text) {
   return members;
 }
 
+std::vector<std::string_view> array_elements(std::string_view array_text) {
+  std::vector<std::string_view> elements;
+  if (array_text.size() < 2 || array_text.front() != '[') return elements;
+  std::size_t pos = 1;
+  while (pos < array_text.size() && array_text[pos] != ']') {
+    const std::size_t end = skip_value(array_text, pos);
+    if (end == pos) break;  // not minified valid JSON: stop rather than loop
+    elements.push_back(array_text.substr(pos, end - pos));
+    pos = end + 1;  // past ',' (or ']', which ends the loop)
+  }
+  return elements;
+}
+
 std::optional<std::string> decode_json_string(std::string_view token) {
   if (token.size() < 2 || token.front() != '"') return std::nullopt;
   if (token.find('\\') == std::string_view::npos) {

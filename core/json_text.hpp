@@ -35,6 +35,10 @@ struct JsonMember {
 // The members of a minified, valid JSON object, in order. Views point into `object_text`.
 std::vector<JsonMember> top_level_members(std::string_view object_text);
 
+// The elements of a minified, valid JSON array, in order, as raw text. Views point into
+// `array_text`.
+std::vector<std::string_view> array_elements(std::string_view array_text);
+
 // Decodes a raw JSON string token (with quotes) into its UTF-8 value; nullopt if not a string.
 std::optional<std::string> decode_json_string(std::string_view token);
 

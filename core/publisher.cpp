@@ -85,6 +85,7 @@ class Publisher final : public WsHandler {
       report(sent.line, "rejected by the server: " + message->message);
     }
     pump();
+    take_input();
   }
 
   void on_closed(WsConnection&, const std::string& reason) override {
@@ -127,7 +128,9 @@ class Publisher final : public WsHandler {
   }
 
   void take_input() {
-    if (m_reader == nullptr) return;
+    // Backpressure: while a window's worth waits to be sent, lines stay in the reader's bounded
+    // queue (and then the pipe), so a fast input does not pile up here. Acks call this again.
+    if (m_reader == nullptr || m_to_send.size() >= m_options.window) return;
     std::vector<Line> lines;
     const bool eof = m_reader->take(lines);
     for (auto& line : lines) accept(std::move(line));

@@ -55,6 +55,20 @@ TEST_CASE("json_text::top_level_members") {
   CHECK(top_level_members("[1]").empty());
 }
 
+TEST_CASE("json_text::array_elements") {
+  const auto elements = array_elements(R"([{"a":[1,"],"]},2.50,"x,y",[],null,{}])");
+  REQUIRE(elements.size() == 6);
+  CHECK(elements[0] == R"({"a":[1,"],"]})");
+  CHECK(elements[1] == "2.50");
+  CHECK(elements[2] == R"("x,y")");
+  CHECK(elements[3] == "[]");
+  CHECK(elements[4] == "null");
+  CHECK(elements[5] == "{}");
+  CHECK(array_elements("[]").empty());
+  CHECK(array_elements("{}").empty());
+  CHECK(array_elements("[7]") == std::vector<std::string_view>{"7"});
+}
+
 TEST_CASE("json_text::decode_json_string and json_quote") {
   CHECK(decode_json_string(R"("plain")") == "plain");
   CHECK(decode_json_string(R"("a\nb\u00e9")") == "a\nb\xc3\xa9");

@@ -668,6 +668,7 @@ class CliProcess:
     def _read_stdout(self):
         for raw in iter(self.proc.stdout.readline, b""):
             self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        self.proc.stdout.close()
         self.stdout_closed = True
 
     @property

@@ -21,7 +21,7 @@ FISH_COMPLETION = os.path.join(ROOT, "completions", "evstream.fish")
 TIMEOUT = 30  # seconds for any one external command
 
 # Options whose values the completions must offer (beyond the {a,b} enums parsed from --help).
-FILE_OPTIONS = {"serve": ["--db", "--cert", "--key"]}
+FILE_OPTIONS = {"serve": ["--db", "--cert", "--key"], "replay": ["--db"]}
 
 
 def evstream_bin():
