@@ -17,18 +17,6 @@ namespace {
 
 constexpr std::string_view kEventsPath = "/api/events";
 
-Server::Impl& impl_of(lws* wsi) {
-  return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));
-}
-
-std::string header(lws* wsi, lws_token_indexes token) {
-  const int len = lws_hdr_total_length(wsi, token);
-  if (len <= 0) return {};
-  std::string value(static_cast<std::size_t>(len) + 1, '\0');
-  const int copied = lws_hdr_copy(wsi, value.data(), len + 1, token);
-  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
-  return value;
-}
 
 // lws keeps unknown headers under their lower-cased name with the colon.
 std::string custom_header(lws* wsi, const char* name_with_colon) {

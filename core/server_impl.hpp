@@ -28,15 +28,15 @@ struct Session : Subscriber {
   std::string path;
   std::int64_t connected_us = 0;
   std::int64_t last_rx_us = 0;
-  std::string rx;                 // reassembly of a fragmented message
+  std::string rx;  // reassembly of a fragmented message
   bool rx_binary = false;
-  std::size_t in_flight = 0;      // publisher: events submitted, not yet acked
-  bool rx_paused = false;         // publisher: flow control while the window is full
-  int close_code = 0;             // set: close with this code once the queue allows
+  std::size_t in_flight = 0;  // publisher: events submitted, not yet acked
+  bool rx_paused = false;     // publisher: flow control while the window is full
+  int close_code = 0;         // set: close with this code once the queue allows
   bool close_when_drained = false;
-  bool close_sent = false;        // our close frame is out; waiting for the peer's
-  std::string close_reason;       // sent in the close frame and logged
-  std::string end_reason;         // logged on disconnect when no close_code explains it
+  bool close_sent = false;   // our close frame is out; waiting for the peer's
+  std::string close_reason;  // sent in the close frame and logged
+  std::string end_reason;    // logged on disconnect when no close_code explains it
 };
 
 // One HTTP request/response on a connection (keep-alive reuses the connection for the next).
@@ -154,7 +154,9 @@ struct Server::Impl final : HubSink {
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
   std::uint64_t next_connection_id = 1;
   EventId head = 0;
-  std::int64_t events_at_start = 0;  // rows stored at startup; events_total adds events_in  // newest id broadcast: everything <= head is stored and was delivered live
+  std::int64_t events_at_start =
+      0;  // rows stored at startup; events_total adds events_in  // newest id broadcast: everything
+          // <= head is stored and was delivered live
   std::int64_t started_us = 0;
 
   enum class Phase { serving, draining, closing, done } phase = Phase::serving;
@@ -180,6 +182,21 @@ struct Server::Impl final : HubSink {
 // server_http.cpp: the token a request presents ("Authorization: Bearer T", else ?token=T), for
 // HTTP requests and WebSocket upgrades alike; empty when none. Never log it.
 std::string request_token(lws* wsi);
+
+// The server behind any wsi of its context (the context's user pointer).
+inline Server::Impl& impl_of(lws* wsi) {
+  return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));
+}
+
+// A request header's value; empty when absent. Only valid until the upgrade completes.
+inline std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string value(static_cast<std::size_t>(len) + 1, '\0');
+  const int copied = lws_hdr_copy(wsi, value.data(), len + 1, token);
+  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
+  return value;
+}
 
 int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);

@@ -15,18 +15,6 @@ constexpr std::size_t kPublisherWindow = 1024;  // unacked events per publisher 
 constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
 constexpr unsigned kSlowCloseGraceSecs = 2;  // a choked socket may never take the close frame
 
-Server::Impl& impl_of(lws* wsi) {
-  return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));
-}
-
-std::string header(lws* wsi, lws_token_indexes token) {
-  const int len = lws_hdr_total_length(wsi, token);
-  if (len <= 0) return {};
-  std::string value(static_cast<std::size_t>(len) + 1, '\0');
-  const int copied = lws_hdr_copy(wsi, value.data(), len + 1, token);
-  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
-  return value;
-}
 
 // Every "name=value" query argument, already URL-decoded by lws.
 std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {

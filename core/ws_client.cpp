@@ -46,6 +46,17 @@ int client_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
   }
 }
 
+// TLS for wss:// and https://; EVSTREAM_INSECURE accepts self-signed and mismatched certificates.
+int tls_flags(bool tls) {
+  if (!tls) return 0;
+  int flags = LCCSCF_USE_SSL;
+  if (std::getenv("EVSTREAM_INSECURE") != nullptr) {
+    flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+             LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+  }
+  return flags;
+}
+
 const lws_protocols kProtocols[] = {
     {"evstream-client", client_callback, 0, kRxBufferSize, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
@@ -108,9 +119,13 @@ void ClientLoop::stop() {
   lws_cancel_service(m_context);
 }
 
-bool ClientLoop::stopping() const { return m_state->stop.load(); }
+bool ClientLoop::stopping() const {
+  return m_state->stop.load();
+}
 
-void ClientLoop::wake() { lws_cancel_service(m_context); }
+void ClientLoop::wake() {
+  lws_cancel_service(m_context);
+}
 
 void ClientLoop::handle_wake() {
   if (m_on_wake) m_on_wake();
@@ -179,13 +194,7 @@ void WsConnection::connect(const WsUrl& url) {
   info.local_protocol_name = "evstream-client";
   info.userdata = this;
   info.pwsi = &m_wsi;
-  if (url.tls) {
-    info.ssl_connection = LCCSCF_USE_SSL;
-    if (std::getenv("EVSTREAM_INSECURE") != nullptr) {
-      info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                             LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
-    }
-  }
+  info.ssl_connection = tls_flags(url.tls);
   if (lws_client_connect_via_info(&info) == nullptr) {
     m_wsi = nullptr;
     m_handler.on_closed(*this, "cannot connect to " + url.to_string());
@@ -263,7 +272,8 @@ int WsConnection::on_event(lws* wsi, int reason, void* in, std::size_t len) {
       const auto* bytes = static_cast<const unsigned char*>(in);
       const int code = len >= 2 ? (bytes[0] << 8) | bytes[1] : 1005;
       m_peer_close = "server closed the connection (" + std::to_string(code);
-      if (len > 2) m_peer_close += " " + std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2);
+      if (len > 2)
+        m_peer_close += " " + std::string(reinterpret_cast<const char*>(bytes) + 2, len - 2);
       m_peer_close += ")";
       return 0;
     }
@@ -279,8 +289,8 @@ int WsConnection::on_event(lws* wsi, int reason, void* in, std::size_t len) {
       const bool was_closing = m_closing;
       m_open = false;
       m_handler.on_closed(*this, !m_peer_close.empty() ? m_peer_close
-                                 : was_closing        ? "closed"
-                                                      : "connection lost");
+                                 : was_closing         ? "closed"
+                                                       : "connection lost");
       return 0;
     }
     default:
@@ -311,13 +321,7 @@ void HttpGet::start(const WsUrl& server, const std::string& path_and_query) {
   info.local_protocol_name = "evstream-client";
   info.userdata = this;
   info.pwsi = &m_wsi;
-  if (server.tls) {
-    info.ssl_connection = LCCSCF_USE_SSL;
-    if (std::getenv("EVSTREAM_INSECURE") != nullptr) {
-      info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                             LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
-    }
-  }
+  info.ssl_connection = tls_flags(server.tls);
   if (lws_client_connect_via_info(&info) == nullptr) {
     m_wsi = nullptr;
     finish("cannot connect to " + server.host + ":" + std::to_string(server.port));

@@ -1,6 +1,8 @@
 #include "core/replay.hpp"
 
 #include <doctest/doctest.h>
+
+#include "tests/core/temp_dir.hpp"
 #include <unistd.h>
 
 #include <csignal>
@@ -15,24 +17,7 @@ using namespace evstream;
 
 constexpr std::int64_t kT0 = 1'795'000'000'000'000;  // some time in 2026, in microseconds
 
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (std::filesystem::temp_directory_path() / "evstream-replay-XXXXXX").string();
-    REQUIRE(mkdtemp(name.data()) != nullptr);
-    m_path = name;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (m_path / name).string(); }
-
- private:
-  std::filesystem::path m_path;
-};
+using evstream::testing::TempDir;
 
 // A store with `count` events: ids 1..count, topic "a" for odd ids and "b" for even ones, one
 // second apart from kT0.

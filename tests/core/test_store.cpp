@@ -1,6 +1,8 @@
 #include "core/store.hpp"
 
 #include <doctest/doctest.h>
+
+#include "tests/core/temp_dir.hpp"
 #include <sqlite3.h>
 
 #include <atomic>
@@ -17,25 +19,7 @@ namespace {
 
 using namespace evstream;
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (std::filesystem::temp_directory_path() / "evstream-test-XXXXXX").string();
-    REQUIRE(mkdtemp(name.data()) != nullptr);
-    m_path = name;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (m_path / name).string(); }
-
- private:
-  std::filesystem::path m_path;
-};
+using evstream::testing::TempDir;
 
 // A second, plain connection for what the Store API does not expose (pragmas, triggers).
 class RawDb {

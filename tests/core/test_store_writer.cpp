@@ -1,6 +1,8 @@
 #include "core/store_writer.hpp"
 
 #include <doctest/doctest.h>
+
+#include "tests/core/temp_dir.hpp"
 #include <sqlite3.h>
 
 #include <chrono>
@@ -15,25 +17,7 @@ namespace {
 using namespace evstream;
 using namespace std::chrono_literals;
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (std::filesystem::temp_directory_path() / "evstream-test-XXXXXX").string();
-    REQUIRE(mkdtemp(name.data()) != nullptr);
-    m_path = name;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (m_path / name).string(); }
-
- private:
-  std::filesystem::path m_path;
-};
+using evstream::testing::TempDir;
 
 // The writer's notify callback. Counts calls so a test can wait for the next batch, and can hold
 // the store thread inside notify (`hold`) so the queue fills up deterministically.
