@@ -174,7 +174,8 @@ class Engine final : public WsHandler {
       if (!rss) m_report.error = "cannot reach " + base.to_string() + ": " + response.error;
       return;
     }
-    for (const auto& member : top_level_members(minify_json(response.body))) {
+    const std::string health = minify_json(response.body);  // members are views into it
+    for (const auto& member : top_level_members(health)) {
       if (member.key == "rss_bytes") rss = std::atoll(std::string(member.value).c_str());
     }
   }

@@ -236,9 +236,9 @@ void Server::Impl::begin_drain() {
 bool Server::Impl::publishers_idle() const {
   if (!http_pending.empty()) return false;  // POST /api/events still waiting for the store
   for (const auto& [id, session] : sessions) {
-    if (session->role == Role::publisher && (session->in_flight > 0 || !session->queue.empty())) {
-      return false;
-    }
+    // Only acks still owed count: a publisher that keeps sending keeps getting "shutting down"
+    // errors, and must not hold the server open. Queued replies leave before the close frame.
+    if (session->role == Role::publisher && session->in_flight > 0) return false;
   }
   return true;
 }

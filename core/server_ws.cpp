@@ -153,7 +153,8 @@ bool Server::Impl::open_subscription(Session& session) {
 }
 
 int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) {
-  if (session.close_sent) return 0;  // closing: only the peer's close frame matters now
+  // Closing: what is queued goes out, then the close frame; new frames would only delay it.
+  if (session.close_code != 0) return 0;
   session.last_rx_us = now_unix_us();
   if (session.rx.empty()) session.rx_binary = lws_frame_is_binary(session.wsi) != 0;
   if (session.rx.size() + len > options.max_message_bytes) {

@@ -27,7 +27,7 @@ std::string make_store(const TempDir& dir, int count) {
   std::vector<NewEvent> batch;
   for (int i = 1; i <= count; ++i) {
     batch.push_back(NewEvent{i % 2 == 1 ? "a" : "b", R"({"i":)" + std::to_string(i) + "}",
-                             std::nullopt, kT0 + (i - 1) * 1'000'000});
+                             std::nullopt, kT0 + std::int64_t{i - 1} * 1'000'000});
   }
   store.append(batch);
   return path;
