@@ -70,7 +70,7 @@ run: build
 	$(BUILD_DIR)/evstream serve --host 127.0.0.1 --port $(PORT) --db $(DB)
 
 format:
-	clang-format -i core/*.hpp core/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp bench/*.cpp 2>/dev/null || true
+	clang-format -i core/*.hpp core/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp bench/*.cpp
 
 clean:
 	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR)

@@ -40,10 +40,11 @@ void raise_fd_limit(std::size_t needed) {
 int run_loadtest_command(LoadtestFlags& flags) {
   LoadtestOptions& options = flags.options;
   // The acceptance targets: everyone connected, nothing lost, p99 < 100 ms, < 10 MB per 100.
-  const std::string slo = !flags.slo.empty()
-                              ? flags.slo
-                              : "connected=100%,loss=0,p99<100ms,rss_growth<" +
-                                    std::to_string(std::max<std::size_t>(1, options.clients / 100) * 10) + "MB";
+  const std::string slo =
+      !flags.slo.empty()
+          ? flags.slo
+          : "connected=100%,loss=0,p99<100ms,rss_growth<" +
+                std::to_string(std::max<std::size_t>(1, options.clients / 100) * 10) + "MB";
   std::vector<SloCheck> checks;
   try {  // a bad option value is a usage error (2), not a missed SLO (1)
     options.url = parse_ws_url(flags.url, "/");
@@ -66,9 +67,11 @@ int run_loadtest_command(LoadtestFlags& flags) {
   std::cout << (flags.json ? report_json(report, results) + "\n" : report_table(report, results))
             << std::flush;
   bool pass = report.error.empty();
-  for (const auto& result : results) pass = pass && (result.pass || result.actual_text == "unknown");
+  for (const auto& result : results)
+    pass = pass && (result.pass || result.actual_text == "unknown");
   if (!report.error.empty() && report.connected == 0 && report.published == 0) {
-    std::fprintf(stderr, "evstream: error: %s (is `evstream serve` running?)\n", report.error.c_str());
+    std::fprintf(stderr, "evstream: error: %s (is `evstream serve` running?)\n",
+                 report.error.c_str());
     return kExitUnavailable;
   }
   return pass ? kExitOk : kExitRejected;
@@ -81,7 +84,9 @@ Runner add_loadtest(CLI::App& app) {
   LoadtestOptions& o = flags->options;
   CLI::App* sub = app.add_subcommand(
       "loadtest", "Measure latency, loss and memory with N subscribers and a paced publisher");
-  sub->add_option("--url", flags->url, "Server URL")->envname("EVSTREAM_URL")->capture_default_str();
+  sub->add_option("--url", flags->url, "Server URL")
+      ->envname("EVSTREAM_URL")
+      ->capture_default_str();
   sub->add_option("--clients", o.clients, "Subscribers to open")
       ->check(CLI::Range(std::size_t{1}, std::size_t{19000}))
       ->capture_default_str();
@@ -89,7 +94,8 @@ Runner add_loadtest(CLI::App& app) {
   sub->add_option("--rate", o.rate, "Events per second (0: as fast as the server acks)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_option("--size", flags->size, "Approximate size of each event's data")->capture_default_str();
+  sub->add_option("--size", flags->size, "Approximate size of each event's data")
+      ->capture_default_str();
   sub->add_option("--ramp", o.ramp, "Connections opened per second (0: as fast as possible)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--topic", o.topic, "Publish and subscribe on this topic");

@@ -36,13 +36,18 @@ void convert_flags(ServeFlags& flags) {
       throw UsageError(std::string(name) + ": " + e.what());
     }
   };
-  options.ping_interval_us = flag("--ping-interval", [&] { return parse_duration_us(flags.ping_interval); });
-  if (options.ping_interval_us < 100'000) throw UsageError("--ping-interval must be at least 100ms");
-  options.client_queue_bytes = flag("--client-queue-bytes", [&] { return parse_size(flags.client_queue_bytes); });
-  options.max_message_bytes = flag("--max-message-bytes", [&] { return parse_size(flags.max_message_bytes); });
+  options.ping_interval_us =
+      flag("--ping-interval", [&] { return parse_duration_us(flags.ping_interval); });
+  if (options.ping_interval_us < 100'000)
+    throw UsageError("--ping-interval must be at least 100ms");
+  options.client_queue_bytes =
+      flag("--client-queue-bytes", [&] { return parse_size(flags.client_queue_bytes); });
+  options.max_message_bytes =
+      flag("--max-message-bytes", [&] { return parse_size(flags.max_message_bytes); });
   options.durability = parse_durability(flags.durability);
   if (!flags.retain_age.empty()) {
-    options.retain_age_us = flag("--retain-age", [&] { return parse_duration_us(flags.retain_age); });
+    options.retain_age_us =
+        flag("--retain-age", [&] { return parse_duration_us(flags.retain_age); });
   }
   if (flags.retain_events > 0) options.retain_events = flags.retain_events;
   if (options.cert_path.empty() != options.key_path.empty()) {
@@ -96,7 +101,8 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)");
-  sub->add_option("--retain-events", flags->retain_events, "Keep at most this many events (0: no limit)")
+  sub->add_option("--retain-events", flags->retain_events,
+                  "Keep at most this many events (0: no limit)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--token", o.token,
                   "Require this token to publish (WebSocket and HTTP): Authorization: Bearer T "

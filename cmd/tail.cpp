@@ -54,7 +54,8 @@ int run_tail_command(TailFlags& flags) {
   try {  // a bad option value is a usage error (2)
     options.url = parse_ws_url(flags.url, "/ws/events");
     apply_since(flags.since, options);
-    if (!flags.retry_timeout.empty()) options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
+    if (!flags.retry_timeout.empty())
+      options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
   } catch (const evstream::Error& e) {
     std::fprintf(stderr, "evstream: error: %s\n", e.what());
     return kExitUsage;

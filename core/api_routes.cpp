@@ -41,8 +41,8 @@ std::string Server::Impl::health_json(bool full) {
   for (const auto& [id, session] : sessions) subscribers += session->role == Role::subscriber;
   out += ",\"subscribers\":" + std::to_string(subscribers);
   out += ",\"publishers\":" + std::to_string(sessions.size() - subscribers);
-  const std::int64_t events_total = events_at_start + static_cast<std::int64_t>(counters.events_in) -
-                                   writer->retention_deleted();
+  const std::int64_t events_total =
+      events_at_start + static_cast<std::int64_t>(counters.events_in) - writer->retention_deleted();
   out += ",\"events_total\":" + std::to_string(events_total);
   out += ",\"last_event_id\":" + std::to_string(head);
   out += ",\"rss_bytes\":" + std::to_string(rss_bytes());

@@ -22,9 +22,9 @@ struct TailOptions {
   std::optional<std::int64_t> last;  // -n: the last N stored events first
   enum class Output { pretty, json, custom } output = Output::json;
   bool color = false;
-  std::string format;  // for Output::custom
-  std::optional<std::uint64_t> count;  // exit after this many events
-  std::string exec;                    // run once per event, record on its stdin
+  std::string format;                            // for Output::custom
+  std::optional<std::uint64_t> count;            // exit after this many events
+  std::string exec;                              // run once per event, record on its stdin
   std::optional<std::int64_t> retry_timeout_us;  // none: retry forever
   std::string token;
   std::FILE* out = stdout;

@@ -35,7 +35,7 @@ struct QueueLimits {
 class HubSink {
  public:
   virtual ~HubSink() = default;
-  virtual void wake(Subscriber& subscriber) = 0;       // has frames to write
+  virtual void wake(Subscriber& subscriber) = 0;        // has frames to write
   virtual void overflowed(Subscriber& subscriber) = 0;  // past its queue bounds: close it
 };
 

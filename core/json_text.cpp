@@ -114,7 +114,7 @@ JsonCheck check_json(std::string_view text) {
   CheckHandler handler;
   ValidatingJson::sax_parse(text.begin(), text.end(), &handler,
                             nlohmann::detail::input_format_t::json,
-                  /*strict=*/true);
+                            /*strict=*/true);
   return handler.result();
 }
 

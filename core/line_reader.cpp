@@ -12,7 +12,8 @@ namespace evstream {
 
 LineReader::LineReader(int fd, std::function<void()> notify, std::size_t max_queued_lines)
     : m_fd(fd), m_notify(std::move(notify)), m_max_queued(max_queued_lines) {
-  if (pipe(m_cancel_pipe) != 0) throw Error(std::string("cannot create a pipe: ") + strerror(errno));
+  if (pipe(m_cancel_pipe) != 0)
+    throw Error(std::string("cannot create a pipe: ") + strerror(errno));
   m_thread = std::thread([this] { run(); });
 }
 

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <memory>
+#include <sstream>
 
 #include "core/json_text.hpp"
 #include "core/protocol.hpp"
@@ -102,8 +102,8 @@ class Engine final : public WsHandler {
     m_phase_started = steady_us();
     tick();
     m_loop.run([this] { return m_phase == Phase::done; });
-    m_report.self_cpu_percent =
-        100.0 * (self_cpu_seconds() - cpu_start) / (static_cast<double>(steady_us() - wall_start) / 1e6);
+    m_report.self_cpu_percent = 100.0 * (self_cpu_seconds() - cpu_start) /
+                                (static_cast<double>(steady_us() - wall_start) / 1e6);
     finish_counts();
     ProcSample after;
     sample_server(m_report.server_rss_after, after);
@@ -201,7 +201,8 @@ class Engine final : public WsHandler {
         }
         break;
       case Phase::draining:
-        if ((m_in_flight == 0 && received_all()) || now - m_drain_started > m_options.drain_timeout_us) {
+        if ((m_in_flight == 0 && received_all()) ||
+            now - m_drain_started > m_options.drain_timeout_us) {
           m_phase = Phase::done;
           return;
         }
@@ -223,7 +224,9 @@ class Engine final : public WsHandler {
     std::size_t allowed = m_options.clients;
     if (m_options.ramp > 0) {
       allowed = std::min<std::size_t>(
-          allowed, static_cast<std::size_t>(m_options.ramp * static_cast<double>(now - m_phase_started) / 1e6) + 1);
+          allowed, static_cast<std::size_t>(m_options.ramp *
+                                            static_cast<double>(now - m_phase_started) / 1e6) +
+                       1);
     }
     WsUrl url = m_options.url;
     std::string path = "/ws/events";
@@ -292,7 +295,8 @@ class Engine final : public WsHandler {
 
   void finish_counts() {
     const double seconds =
-        static_cast<double>((m_publish_end != 0 ? m_publish_end : steady_us()) - m_publish_start) / 1e6;
+        static_cast<double>((m_publish_end != 0 ? m_publish_end : steady_us()) - m_publish_start) /
+        1e6;
     m_report.publish_seconds = seconds;
     for (const auto& s : m_subscribers) {
       if (!s->ready || s->lost) continue;

@@ -18,36 +18,36 @@ struct LoadtestOptions {
   WsUrl url;  // the server (ws://host:port); endpoints are added
   std::size_t clients = 100;
   std::int64_t duration_us = 10'000'000;
-  double rate = 10;            // events per second; 0: as fast as the publish window allows
-  std::size_t size = 1024;     // approximate bytes of each event's data
-  double ramp = 0;             // connections per second; 0: all at once
+  double rate = 10;         // events per second; 0: as fast as the publish window allows
+  std::size_t size = 1024;  // approximate bytes of each event's data
+  double ramp = 0;          // connections per second; 0: all at once
   std::string topic;
-  std::size_t window = 1000;   // unacked events in flight when rate is 0
+  std::size_t window = 1000;    // unacked events in flight when rate is 0
   std::int64_t server_pid = 0;  // read RSS/CPU from /proc when set, else from /api/health
   std::string token;
   std::string read_token;
-  bool progress = false;       // live progress on stderr
+  bool progress = false;  // live progress on stderr
   std::int64_t connect_timeout_us = 30'000'000;
   std::int64_t drain_timeout_us = 5'000'000;
 };
 
 struct LoadtestReport {
   std::size_t clients = 0;
-  std::size_t connected = 0;       // got the first ping
-  std::size_t disconnected = 0;    // lost during the run
+  std::size_t connected = 0;     // got the first ping
+  std::size_t disconnected = 0;  // lost during the run
   Histogram connect_us;
   Histogram latency_us;
-  std::uint64_t published = 0;     // acked by the server
-  std::uint64_t expected = 0;      // published x subscribers connected throughout
+  std::uint64_t published = 0;  // acked by the server
+  std::uint64_t expected = 0;   // published x subscribers connected throughout
   std::uint64_t received = 0;
   std::uint64_t pings = 0;
   double publish_seconds = 0;
-  double delivered_per_s = 0;      // received / publish window
+  double delivered_per_s = 0;  // received / publish window
   std::optional<std::int64_t> server_rss_before;
   std::optional<std::int64_t> server_rss_after;
   std::optional<double> server_cpu_percent;
   double self_cpu_percent = 0;
-  std::string error;               // set when the run could not happen (server unreachable)
+  std::string error;  // set when the run could not happen (server unreachable)
   std::uint64_t lost() const { return expected > received ? expected - received : 0; }
 };
 
@@ -55,10 +55,10 @@ LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop);
 
 // Service-level objectives: "p99<100ms,loss=0,connected=100%,max<1s,rss_per_client<10KiB".
 struct SloCheck {
-  std::string name;     // "p99", "loss", "connected", ...
-  std::string op;       // "<", "<=", "="
-  double limit = 0;     // us for latencies, count/ratio for others
-  std::string text;     // as written
+  std::string name;  // "p99", "loss", "connected", ...
+  std::string op;    // "<", "<=", "="
+  double limit = 0;  // us for latencies, count/ratio for others
+  std::string text;  // as written
 };
 std::vector<SloCheck> parse_slo(std::string_view text);  // throws evstream::Error on bad input
 

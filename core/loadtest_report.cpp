@@ -91,24 +91,30 @@ std::vector<SloResult> evaluate_slo(const std::vector<SloCheck>& checks,
   for (const auto& check : checks) {
     SloResult result{check, 0, false, {}};
     if (is_latency(check.name)) {
-      result.actual = check.name == "max" ? static_cast<double>(report.latency_us.max())
-                                          : static_cast<double>(report.latency_us.percentile(quantile_of(check.name)));
+      result.actual =
+          check.name == "max"
+              ? static_cast<double>(report.latency_us.max())
+              : static_cast<double>(report.latency_us.percentile(quantile_of(check.name)));
       result.actual_text = report.latency_us.count() == 0 ? "no events" : ms(result.actual);
       result.pass = report.latency_us.count() > 0 && compare(result.actual, check.op, check.limit);
     } else if (check.name == "loss" || check.name == "loss%") {
       result.actual = static_cast<double>(report.lost());
       if (check.name == "loss%") {
-        result.actual = report.expected == 0 ? 0 : 100.0 * result.actual / static_cast<double>(report.expected);
+        result.actual =
+            report.expected == 0 ? 0 : 100.0 * result.actual / static_cast<double>(report.expected);
       }
       result.actual_text = std::to_string(report.lost()) + " of " + std::to_string(report.expected);
       result.pass = report.expected > 0 && compare(result.actual, check.op, check.limit);
     } else if (check.name == "connected" || check.name == "connected%") {
-      result.actual = static_cast<double>(report.connected - std::min(report.connected, report.disconnected));
+      result.actual =
+          static_cast<double>(report.connected - std::min(report.connected, report.disconnected));
       if (check.name == "connected%") {
-        result.actual = report.clients == 0 ? 0 : 100.0 * result.actual / static_cast<double>(report.clients);
+        result.actual =
+            report.clients == 0 ? 0 : 100.0 * result.actual / static_cast<double>(report.clients);
       }
       result.actual_text = std::to_string(report.connected) + "/" + std::to_string(report.clients);
-      if (report.disconnected > 0) result.actual_text += " (" + std::to_string(report.disconnected) + " lost)";
+      if (report.disconnected > 0)
+        result.actual_text += " (" + std::to_string(report.disconnected) + " lost)";
       result.pass = compare(result.actual, check.op, check.limit);
     } else if (check.name == "rss_growth") {
       if (report.server_rss_before && report.server_rss_after) {
@@ -127,33 +133,42 @@ std::vector<SloResult> evaluate_slo(const std::vector<SloCheck>& checks,
 std::string report_json(const LoadtestReport& r, const std::vector<SloResult>& slo) {
   using nlohmann::ordered_json;
   const auto latency = [](const Histogram& h) {
-    return ordered_json{{"count", h.count()},       {"min", h.min()},
-                        {"p50", h.percentile(0.5)}, {"p90", h.percentile(0.9)},
-                        {"p99", h.percentile(0.99)}, {"p999", h.percentile(0.999)},
-                        {"max", h.max()},           {"mean", h.mean()}};
+    return ordered_json{{"count", h.count()},
+                        {"min", h.min()},
+                        {"p50", h.percentile(0.5)},
+                        {"p90", h.percentile(0.9)},
+                        {"p99", h.percentile(0.99)},
+                        {"p999", h.percentile(0.999)},
+                        {"max", h.max()},
+                        {"mean", h.mean()}};
   };
-  ordered_json out{{"clients", r.clients},
-                   {"connected", r.connected},
-                   {"disconnected", r.disconnected},
-                   {"connect_us", latency(r.connect_us)},
-                   {"latency_us", latency(r.latency_us)},
-                   {"published", r.published},
-                   {"expected", r.expected},
-                   {"received", r.received},
-                   {"lost", r.lost()},
-                   {"loss_ratio", r.expected == 0 ? 0.0 : static_cast<double>(r.lost()) / static_cast<double>(r.expected)},
-                   {"pings", r.pings},
-                   {"publish_seconds", r.publish_seconds},
-                   {"delivered_per_s", r.delivered_per_s},
-                   {"server_rss_before", r.server_rss_before ? ordered_json(*r.server_rss_before) : ordered_json()},
-                   {"server_rss_after", r.server_rss_after ? ordered_json(*r.server_rss_after) : ordered_json()},
-                   {"server_cpu_percent", r.server_cpu_percent ? ordered_json(*r.server_cpu_percent) : ordered_json()},
-                   {"self_cpu_percent", r.self_cpu_percent}};
+  ordered_json out{
+      {"clients", r.clients},
+      {"connected", r.connected},
+      {"disconnected", r.disconnected},
+      {"connect_us", latency(r.connect_us)},
+      {"latency_us", latency(r.latency_us)},
+      {"published", r.published},
+      {"expected", r.expected},
+      {"received", r.received},
+      {"lost", r.lost()},
+      {"loss_ratio",
+       r.expected == 0 ? 0.0 : static_cast<double>(r.lost()) / static_cast<double>(r.expected)},
+      {"pings", r.pings},
+      {"publish_seconds", r.publish_seconds},
+      {"delivered_per_s", r.delivered_per_s},
+      {"server_rss_before",
+       r.server_rss_before ? ordered_json(*r.server_rss_before) : ordered_json()},
+      {"server_rss_after", r.server_rss_after ? ordered_json(*r.server_rss_after) : ordered_json()},
+      {"server_cpu_percent",
+       r.server_cpu_percent ? ordered_json(*r.server_cpu_percent) : ordered_json()},
+      {"self_cpu_percent", r.self_cpu_percent}};
   if (!r.error.empty()) out["error"] = r.error;
   ordered_json checks = ordered_json::array();
   bool pass = r.error.empty();
   for (const auto& result : slo) {
-    checks.push_back({{"check", result.check.text}, {"actual", result.actual_text}, {"pass", result.pass}});
+    checks.push_back(
+        {{"check", result.check.text}, {"actual", result.actual_text}, {"pass", result.pass}});
     pass = pass && (result.pass || result.actual_text == "unknown");
   }
   out["slo"] = checks;
@@ -165,22 +180,28 @@ std::string report_table(const LoadtestReport& r, const std::vector<SloResult>& 
   char line[256];
   std::string out;
   std::snprintf(line, sizeof line, "clients     %zu connected, %zu lost, connect p50 %s p99 %s\n",
-                r.connected, r.disconnected, ms(static_cast<double>(r.connect_us.percentile(0.5))).c_str(),
+                r.connected, r.disconnected,
+                ms(static_cast<double>(r.connect_us.percentile(0.5))).c_str(),
                 ms(static_cast<double>(r.connect_us.percentile(0.99))).c_str());
   out += line;
-  std::snprintf(line, sizeof line, "events      %llu published in %.1fs, %llu of %llu delivered (%.0f/s), %llu pings\n",
-                static_cast<unsigned long long>(r.published), r.publish_seconds,
-                static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.expected),
-                r.delivered_per_s, static_cast<unsigned long long>(r.pings));
+  std::snprintf(
+      line, sizeof line,
+      "events      %llu published in %.1fs, %llu of %llu delivered (%.0f/s), %llu pings\n",
+      static_cast<unsigned long long>(r.published), r.publish_seconds,
+      static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.expected),
+      r.delivered_per_s, static_cast<unsigned long long>(r.pings));
   out += line;
   const Histogram& h = r.latency_us;
   std::snprintf(line, sizeof line, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
-                ms(static_cast<double>(h.percentile(0.5))).c_str(), ms(static_cast<double>(h.percentile(0.9))).c_str(),
-                ms(static_cast<double>(h.percentile(0.99))).c_str(), ms(static_cast<double>(h.percentile(0.999))).c_str(),
+                ms(static_cast<double>(h.percentile(0.5))).c_str(),
+                ms(static_cast<double>(h.percentile(0.9))).c_str(),
+                ms(static_cast<double>(h.percentile(0.99))).c_str(),
+                ms(static_cast<double>(h.percentile(0.999))).c_str(),
                 ms(static_cast<double>(h.max())).c_str());
   out += line;
   if (r.server_rss_before && r.server_rss_after) {
-    std::snprintf(line, sizeof line, "server      rss %s -> %s", mib(static_cast<double>(*r.server_rss_before)).c_str(),
+    std::snprintf(line, sizeof line, "server      rss %s -> %s",
+                  mib(static_cast<double>(*r.server_rss_before)).c_str(),
                   mib(static_cast<double>(*r.server_rss_after)).c_str());
     out += line;
     if (r.server_cpu_percent) {
@@ -196,8 +217,11 @@ std::string report_table(const LoadtestReport& r, const std::vector<SloResult>& 
     std::snprintf(line, sizeof line, "\n%-22s %-22s %s\n", "check", "actual", "result");
     out += line;
     for (const auto& result : slo) {
-      const char* verdict = result.pass ? "PASS" : result.actual_text == "unknown" ? "SKIP" : "FAIL";
-      std::snprintf(line, sizeof line, "%-22s %-22s %s\n", result.check.text.c_str(), result.actual_text.c_str(), verdict);
+      const char* verdict = result.pass                       ? "PASS"
+                            : result.actual_text == "unknown" ? "SKIP"
+                                                              : "FAIL";
+      std::snprintf(line, sizeof line, "%-22s %-22s %s\n", result.check.text.c_str(),
+                    result.actual_text.c_str(), verdict);
       out += line;
     }
   }

@@ -37,14 +37,21 @@ struct LogField {
 
 class Logger {
  public:
-  explicit Logger(LogLevel level = LogLevel::info, LogFormat format = LogFormat::text,
-                  int fd = 2);
+  explicit Logger(LogLevel level = LogLevel::info, LogFormat format = LogFormat::text, int fd = 2);
   bool enabled(LogLevel level) const { return level >= m_level; }
   void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
-  void debug(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::debug, m, f); }
-  void info(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::info, m, f); }
-  void warn(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::warn, m, f); }
-  void error(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::error, m, f); }
+  void debug(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::debug, m, f);
+  }
+  void info(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::info, m, f);
+  }
+  void warn(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::warn, m, f);
+  }
+  void error(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::error, m, f);
+  }
   // Formats one record without writing it (used by tests).
   std::string format(LogLevel level, std::string_view message,
                      std::initializer_list<LogField> fields) const;

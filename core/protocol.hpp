@@ -40,14 +40,14 @@ PublishDecode decode_publish(std::string_view text, std::string_view default_top
 // What a client receives from the server, for tail/publish/loadtest.
 struct ServerMessage {
   enum class Type { ping, event, error, ack, unknown } type = Type::unknown;
-  std::optional<EventId> id;         // event, ack
-  std::optional<EventId> last_id;    // first ping
-  std::string connection_id;         // first ping
-  std::string message;               // error
-  bool duplicate = false;            // ack
-  std::string topic;                 // event
-  std::string time;                  // event
-  std::string_view data;             // event: raw data text (a view into the decoded frame)
+  std::optional<EventId> id;       // event, ack
+  std::optional<EventId> last_id;  // first ping
+  std::string connection_id;       // first ping
+  std::string message;             // error
+  bool duplicate = false;          // ack
+  std::string topic;               // event
+  std::string time;                // event
+  std::string_view data;           // event: raw data text (a view into the decoded frame)
 };
 // Decodes one server frame; nullopt when it is not a JSON object with a known "type".
 std::optional<ServerMessage> decode_server_message(std::string_view text);

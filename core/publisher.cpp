@@ -106,8 +106,8 @@ class Publisher final : public WsHandler {
       return;
     }
     // Never wait past the retry deadline: the attempt after it decides on exit 69.
-    const std::int64_t delay = std::min(m_backoff.next_delay_us(),
-                                        m_unreachable_since + m_options.retry_timeout_us - now + 1000);
+    const std::int64_t delay = std::min(
+        m_backoff.next_delay_us(), m_unreachable_since + m_options.retry_timeout_us - now + 1000);
     if (!m_options.quiet) {
       std::fprintf(stderr, "evstream publish: %s: %s; retrying in %.1fs\n",
                    m_options.url.to_string().c_str(), reason.c_str(),
@@ -124,7 +124,8 @@ class Publisher final : public WsHandler {
   bool finished() const { return m_input_done && m_to_send.empty() && m_in_flight.empty(); }
 
   void connect() {
-    if (!m_connection.is_open() && !m_connection.is_connecting()) m_connection.connect(m_options.url);
+    if (!m_connection.is_open() && !m_connection.is_connecting())
+      m_connection.connect(m_options.url);
   }
 
   void take_input() {
@@ -141,7 +142,8 @@ class Publisher final : public WsHandler {
 
   void accept(Line line) {
     if (line.text.find_first_not_of(" \t\r") == std::string::npos) return;  // blank lines
-    auto decoded = decode_publish(line.text, m_options.topic.empty() ? kDefaultTopic : m_options.topic);
+    auto decoded =
+        decode_publish(line.text, m_options.topic.empty() ? kDefaultTopic : m_options.topic);
     if (const auto* error = std::get_if<std::string>(&decoded)) {
       ++m_summary.rejected;
       report(line.number, *error);
@@ -160,9 +162,8 @@ class Publisher final : public WsHandler {
         return;
       }
     }
-    std::string frame = R"({"type":"event","topic":)" + json_quote(request.topic) +
-                        R"(,"key":)" + json_quote(*request.key) + R"(,"data":)" + request.data +
-                        "}";
+    std::string frame = R"({"type":"event","topic":)" + json_quote(request.topic) + R"(,"key":)" +
+                        json_quote(*request.key) + R"(,"data":)" + request.data + "}";
     m_to_send.push_back(Outgoing{line.number, std::move(frame)});
   }
 
@@ -171,7 +172,8 @@ class Publisher final : public WsHandler {
       if (member.key != m_options.key_field) continue;
       std::optional<std::string> key = decode_json_string(member.value);
       if (!key && !member.value.empty() &&
-          (member.value.front() == '-' || (member.value.front() >= '0' && member.value.front() <= '9'))) {
+          (member.value.front() == '-' ||
+           (member.value.front() >= '0' && member.value.front() <= '9'))) {
         key = std::string(member.value);
       }
       if (key && !key->empty() && key->size() <= kMaxKeyBytes) return key;
@@ -203,7 +205,8 @@ class Publisher final : public WsHandler {
       return;
     }
     if (unacked == 0 || m_to_send.empty()) return;
-    const auto end = m_to_send.begin() + static_cast<std::ptrdiff_t>(std::min(unacked, m_to_send.size()));
+    const auto end =
+        m_to_send.begin() + static_cast<std::ptrdiff_t>(std::min(unacked, m_to_send.size()));
     const auto largest = std::max_element(m_to_send.begin(), end, [](const auto& a, const auto& b) {
       return a.frame.size() < b.frame.size();
     });

@@ -12,10 +12,10 @@
 namespace evstream {
 
 struct PublishOptions {
-  WsUrl url;                      // the /ws/publish endpoint
-  std::string topic;              // empty: the event's own or the server default
-  std::string key_field;          // idempotency key taken from this data field
-  std::size_t window = 1000;      // unacked events in flight: hides round trips
+  WsUrl url;                                   // the /ws/publish endpoint
+  std::string topic;                           // empty: the event's own or the server default
+  std::string key_field;                       // idempotency key taken from this data field
+  std::size_t window = 1000;                   // unacked events in flight: hides round trips
   std::int64_t retry_timeout_us = 30'000'000;  // give up (exit 69) after this long unreachable
   bool quiet = false;
   std::vector<std::string> events;  // positional events; stdin is read when empty

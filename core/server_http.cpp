@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::string_view kEventsPath = "/api/events";
 
-
 // lws keeps unknown headers under their lower-cased name with the colon.
 std::string custom_header(lws* wsi, const char* name_with_colon) {
   const int name_len = static_cast<int>(std::char_traits<char>::length(name_with_colon));

@@ -15,7 +15,6 @@ constexpr std::size_t kPublisherWindow = 1024;  // unacked events per publisher 
 constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
 constexpr unsigned kSlowCloseGraceSecs = 2;  // a choked socket may never take the close frame
 
-
 // Every "name=value" query argument, already URL-decoded by lws.
 std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {
   std::vector<std::pair<std::string, std::string>> args;
@@ -39,14 +38,18 @@ std::optional<std::int64_t> parse_count(std::string_view text) {
 }
 
 // lws 4.1 answers a refused upgrade with "HTTP/1.0" (it parses the request's version only on the
-// plain-HTTP path), which strict clients such as python-websockets reject; write HTTP/1.1 ourselves.
+// plain-HTTP path), which strict clients such as python-websockets reject; write HTTP/1.1
+// ourselves.
 void refuse_upgrade(lws* wsi, unsigned status, std::string_view message) {
-  const char* phrase = status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
-                     : status == 404 ? "Not Found" : "Service Unavailable";
+  const char* phrase = status == 401   ? "Unauthorized"
+                       : status == 403 ? "Forbidden"
+                       : status == 404 ? "Not Found"
+                                       : "Service Unavailable";
   const std::string body = R"({"error":)" + json_quote(message) + "}\n";
-  const std::string response = "HTTP/1.1 " + std::to_string(status) + " " + phrase +
-                               "\r\ncontent-type: application/json\r\ncontent-length: " +
-                               std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + body;
+  const std::string response =
+      "HTTP/1.1 " + std::to_string(status) + " " + phrase +
+      "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
+      "\r\nconnection: close\r\n\r\n" + body;
   std::vector<unsigned char> buf(LWS_PRE + response.size());
   std::memcpy(buf.data() + LWS_PRE, response.data(), response.size());
   lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP_HEADERS);

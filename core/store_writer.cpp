@@ -161,7 +161,8 @@ void StoreWriter::maybe_apply_retention() {
   if (now < retention_due_us()) return;
   m_last_retention_us = now;
   try {
-    m_retention_deleted += m_store.apply_retention(m_options.retain_age_us, m_options.retain_events);
+    m_retention_deleted +=
+        m_store.apply_retention(m_options.retain_age_us, m_options.retain_events);
   } catch (const std::exception&) {
     // Rolled back; the next interval tries again. Appends report their own failures.
   }

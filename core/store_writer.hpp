@@ -96,7 +96,7 @@ class StoreWriter {
   bool m_closed = false;
   std::int64_t m_last_retention_us = 0;
   std::atomic<std::int64_t> m_retention_deleted{0};  // steady clock; 0 = never, so it runs at start
-  std::thread m_thread;                  // last: starts after every member above exists
+  std::thread m_thread;                              // last: starts after every member above exists
 };
 
 }  // namespace evstream

@@ -21,9 +21,9 @@ std::uint64_t parse_size(std::string_view text);
 // A WebSocket endpoint split into what libwebsockets' client connect wants.
 struct WsUrl {
   bool tls = false;
-  std::string host;       // without brackets for IPv6
-  int port = 0;           // defaulted: 80 for ws, 443 for wss
-  std::string path;       // always starts with '/', includes "?query" when given
+  std::string host;               // without brackets for IPv6
+  int port = 0;                   // defaulted: 80 for ws, 443 for wss
+  std::string path;               // always starts with '/', includes "?query" when given
   std::string to_string() const;  // "ws://host:port/path"
 };
 

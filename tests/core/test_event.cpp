@@ -63,6 +63,7 @@ TEST_CASE("event::parse_rfc3339") {
 
 TEST_CASE("event::record_json") {
   Record record{42, "events", 1'795'626'072'123'456, R"({"camera_id":"cam-1","n":1.10})"};
-  CHECK(record_json(record) ==
-        R"({"id":42,"topic":"events","time":"2026-11-25T17:01:12.123456Z","data":{"camera_id":"cam-1","n":1.10}})");
+  CHECK(
+      record_json(record) ==
+      R"({"id":42,"topic":"events","time":"2026-11-25T17:01:12.123456Z","data":{"camera_id":"cam-1","n":1.10}})");
 }

@@ -26,11 +26,14 @@ std::vector<EventId> drain_ids(Subscriber& s) {
   return ids;
 }
 
-Record record(EventId id, std::string topic) { return Record{id, std::move(topic), 0, "{}"}; }
+Record record(EventId id, std::string topic) {
+  return Record{id, std::move(topic), 0, "{}"};
+}
 
 std::vector<EventId> append_events(Store& store, int n, const std::string& topic) {
   std::vector<NewEvent> batch;
-  for (int i = 0; i < n; ++i) batch.push_back(NewEvent{topic, "{\"i\":" + std::to_string(i) + "}", {}, i});
+  for (int i = 0; i < n; ++i)
+    batch.push_back(NewEvent{topic, "{\"i\":" + std::to_string(i) + "}", {}, i});
   std::vector<EventId> ids;
   for (const auto& r : store.append(batch)) ids.push_back(r.id);
   return ids;
@@ -58,7 +61,7 @@ TEST_CASE("hub::publish") {
     CHECK(all.queue.size() == 2);
     CHECK(cams.queue.size() == 1);
     CHECK(all.queue.front().get() == cams.queue.front().get());  // the same bytes, shared
-    CHECK(sink.woken == std::vector<std::uint64_t>{1, 2});     // woken once, when queues filled
+    CHECK(sink.woken == std::vector<std::uint64_t>{1, 2});       // woken once, when queues filled
   }
   SUBCASE("a subscriber past its bound is dropped, the others keep going") {
     for (EventId id = 1; id <= 5; ++id) {
@@ -113,7 +116,8 @@ TEST_CASE("hub::catch_up") {
     hub.publish(record(head + 1, "a"), make_text_frame(encode_event(record(head + 1, "a"))));
     for (auto id : drain_ids(s)) received.push_back(id);
     REQUIRE(received.size() == static_cast<std::size_t>(head + 1 - 100));
-    for (std::size_t i = 0; i < received.size(); ++i) CHECK(received[i] == 101 + static_cast<EventId>(i));
+    for (std::size_t i = 0; i < received.size(); ++i)
+      CHECK(received[i] == 101 + static_cast<EventId>(i));
   }
   SUBCASE("events past head are left to the live feed") {
     Subscriber s;

@@ -43,10 +43,12 @@ TEST_CASE("line_reader::LineReader") {
   REQUIRE(pipe(fds) == 0);
   Signal signal;
   SUBCASE("splits lines across reads, strips CR, keeps a last line without newline") {
-    LineReader reader(fds[0], [&] { signal.notify(); }, 4);
+    LineReader reader(
+        fds[0], [&] { signal.notify(); }, 4);
     const std::string input = "one\r\ntwo\n\nthree";
     REQUIRE(write(fds[1], input.data(), 2) == 2);
-    REQUIRE(write(fds[1], input.data() + 2, input.size() - 2) == static_cast<ssize_t>(input.size() - 2));
+    REQUIRE(write(fds[1], input.data() + 2, input.size() - 2) ==
+            static_cast<ssize_t>(input.size() - 2));
     close(fds[1]);
     const auto lines = read_all(reader, signal);
     REQUIRE(lines.size() == 4);
@@ -57,7 +59,8 @@ TEST_CASE("line_reader::LineReader") {
     CHECK(lines[3].number == 4);
   }
   SUBCASE("more lines than the queue holds still all arrive, in order") {
-    LineReader reader(fds[0], [&] { signal.notify(); }, 8);
+    LineReader reader(
+        fds[0], [&] { signal.notify(); }, 8);
     std::string input;
     for (int i = 0; i < 1000; ++i) input += std::to_string(i) + "\n";
     std::thread writer([&] {
@@ -67,10 +70,13 @@ TEST_CASE("line_reader::LineReader") {
     const auto lines = read_all(reader, signal);
     writer.join();
     REQUIRE(lines.size() == 1000);
-    for (int i = 0; i < 1000; ++i) CHECK(lines[static_cast<std::size_t>(i)].text == std::to_string(i));
+    for (int i = 0; i < 1000; ++i)
+      CHECK(lines[static_cast<std::size_t>(i)].text == std::to_string(i));
   }
   SUBCASE("the destructor stops a reader blocked on an open pipe") {
-    { LineReader reader(fds[0], [] {}); }
+    {
+      LineReader reader(fds[0], [] {});
+    }
     close(fds[1]);
     CHECK(true);
   }

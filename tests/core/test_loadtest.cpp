@@ -7,7 +7,8 @@ using namespace evstream;
 
 TEST_CASE("loadtest::parse_slo") {
   SUBCASE("latency, loss, connected and memory checks") {
-    const auto checks = parse_slo("p99<100ms, loss=0,connected=100%,max<=1s,rss_growth<10MiB,loss<0.5%");
+    const auto checks =
+        parse_slo("p99<100ms, loss=0,connected=100%,max<=1s,rss_growth<10MiB,loss<0.5%");
     REQUIRE(checks.size() == 6);
     CHECK(checks[0].name == "p99");
     CHECK(checks[0].op == "<");
@@ -23,7 +24,8 @@ TEST_CASE("loadtest::parse_slo") {
     CHECK(checks[5].limit == doctest::Approx(0.5));
   }
   SUBCASE("bad items name themselves") {
-    CHECK_THROWS_WITH_AS(parse_slo("p99~5ms"), doctest::Contains("invalid --slo item \"p99~5ms\""), Error);
+    CHECK_THROWS_WITH_AS(parse_slo("p99~5ms"), doctest::Contains("invalid --slo item \"p99~5ms\""),
+                         Error);
     CHECK_THROWS_AS(parse_slo("latency<5ms"), Error);
     CHECK_THROWS_AS(parse_slo("loss=x"), Error);
     CHECK(parse_slo("").empty());
@@ -40,7 +42,8 @@ TEST_CASE("loadtest::evaluate_slo") {
   for (int i = 1; i <= 100; ++i) report.latency_us.record(i * 1000);
   report.server_rss_before = 1'000'000;
   report.server_rss_after = 3'000'000;
-  const auto results = evaluate_slo(parse_slo("p99<50ms,p50<60ms,loss=0,loss<1%,connected=100%,rss_growth<1MB"), report);
+  const auto results = evaluate_slo(
+      parse_slo("p99<50ms,p50<60ms,loss=0,loss<1%,connected=100%,rss_growth<1MB"), report);
   REQUIRE(results.size() == 6);
   CHECK_FALSE(results[0].pass);
   CHECK(results[1].pass);

@@ -25,14 +25,17 @@ std::string subscriber_error(std::string_view text) {
 TEST_CASE("protocol::encode") {
   const std::int64_t t = 1'795'626'072'123'456;
   SUBCASE("ping, first and periodic") {
-    CHECK(encode_ping(t, "7", 42) ==
-          R"({"type":"ping","timestamp":"2026-11-25T17:01:12.123456Z","connection_id":"7","last_id":42})");
+    CHECK(
+        encode_ping(t, "7", 42) ==
+        R"({"type":"ping","timestamp":"2026-11-25T17:01:12.123456Z","connection_id":"7","last_id":42})");
     CHECK(encode_ping(t) == R"({"type":"ping","timestamp":"2026-11-25T17:01:12.123456Z"})");
   }
   SUBCASE("event keeps the data bytes") {
-    Record record{42, "cams", t, R"({"n":123456789012345678901234567890,"f":1.10,"e":"\ud83d\ude00"})"};
-    CHECK(encode_event(record) ==
-          R"({"type":"event","id":42,"topic":"cams","time":"2026-11-25T17:01:12.123456Z","data":{"n":123456789012345678901234567890,"f":1.10,"e":"\ud83d\ude00"}})");
+    Record record{42, "cams", t,
+                  R"({"n":123456789012345678901234567890,"f":1.10,"e":"\ud83d\ude00"})"};
+    CHECK(
+        encode_event(record) ==
+        R"({"type":"event","id":42,"topic":"cams","time":"2026-11-25T17:01:12.123456Z","data":{"n":123456789012345678901234567890,"f":1.10,"e":"\ud83d\ude00"}})");
   }
   SUBCASE("error escapes the message") {
     CHECK(encode_error("bad \"x\"\n") == R"({"type":"error","message":"bad \"x\"\n"})");
@@ -47,22 +50,27 @@ TEST_CASE("protocol::decode_subscriber_message") {
   SUBCASE("a pong is accepted, with or without timestamp") {
     CHECK(std::holds_alternative<SubscriberPong>(
         decode_subscriber_message(R"({"type":"pong","timestamp":"2026-11-25T17:01:12Z"})")));
-    CHECK(std::holds_alternative<SubscriberPong>(decode_subscriber_message(R"( {"type":"pong"} )")));
+    CHECK(
+        std::holds_alternative<SubscriberPong>(decode_subscriber_message(R"( {"type":"pong"} )")));
   }
   SUBCASE("anything else gets a precise error") {
     CHECK(subscriber_error("{bad").rfind("invalid JSON: parse error at line 1, column 2", 0) == 0);
     CHECK(subscriber_error("[1]").rfind("a message must be a JSON object, not an array", 0) == 0);
     CHECK(subscriber_error(R"("x")").find("not a string") != std::string::npos);
     CHECK(subscriber_error(R"({"a":1})").rfind(R"(message has no string "type" field)", 0) == 0);
-    CHECK(subscriber_error(R"({"type":"subscribe"})").rfind(R"(unknown message type "subscribe")", 0) == 0);
-    CHECK(subscriber_error(R"({"type":"pong"})" "x").find("invalid JSON") == 0);
+    CHECK(subscriber_error(R"({"type":"subscribe"})")
+              .rfind(R"(unknown message type "subscribe")", 0) == 0);
+    CHECK(subscriber_error(R"({"type":"pong"})"
+                           "x")
+              .find("invalid JSON") == 0);
   }
 }
 
 TEST_CASE("protocol::decode_publish") {
   SUBCASE("a bare object is the data, minified, digits kept") {
-    const auto request = publish_ok("{ \"camera_id\" : \"cam-1\", \"n\": 123456789012345678901234567890,"
-                                     " \"c\": 0.950, \"deep\": [[[{\"x\": \"\\u00e9 \xf0\x9f\x98\x80\"}]]] }");
+    const auto request = publish_ok(
+        "{ \"camera_id\" : \"cam-1\", \"n\": 123456789012345678901234567890,"
+        " \"c\": 0.950, \"deep\": [[[{\"x\": \"\\u00e9 \xf0\x9f\x98\x80\"}]]] }");
     CHECK(request.topic == "events");
     CHECK_FALSE(request.key);
     CHECK(request.data ==
@@ -86,7 +94,8 @@ TEST_CASE("protocol::decode_publish") {
     CHECK(publish_error(R"({"type":"event","data":[1]})") == R"("data" must be a JSON object)");
     CHECK(publish_error(R"({"type":"event","data":{},"topic":"a b"})").find("invalid character") !=
           std::string::npos);
-    CHECK(publish_error(R"({"type":"event","data":{},"topic":7})") == R"("topic" must be a string)");
+    CHECK(publish_error(R"({"type":"event","data":{},"topic":7})") ==
+          R"("topic" must be a string)");
     CHECK(publish_error(R"({"type":"event","data":{},"key":""})") ==
           R"("key" must be 1-256 bytes long)");
     CHECK(publish_error(R"({"type":"event","data":{},"key":")" + std::string(257, 'k') + "\"}") ==

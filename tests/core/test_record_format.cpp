@@ -5,8 +5,11 @@
 using namespace evstream;
 
 namespace {
-const std::string kData = R"({"camera_id":"cam-1","objects":[{"label":"person","confidence":0.93}],"n":123456789012345678901234567890})";
-WireRecord sample() { return WireRecord{42, "cams", "2026-11-25T17:01:12.123456Z", kData}; }
+const std::string kData =
+    R"({"camera_id":"cam-1","objects":[{"label":"person","confidence":0.93}],"n":123456789012345678901234567890})";
+WireRecord sample() {
+  return WireRecord{42, "cams", "2026-11-25T17:01:12.123456Z", kData};
+}
 }  // namespace
 
 TEST_CASE("record_format::format_json_line") {
@@ -30,7 +33,8 @@ TEST_CASE("record_format::format_template") {
   const WireRecord record = sample();
   CHECK(format_template("{id} {topic} {time}", record) == "42 cams 2026-11-25T17:01:12.123456Z");
   CHECK(format_template("{data.camera_id}", record) == "cam-1");
-  CHECK(format_template("{data.objects.0.label}:{data.objects.0.confidence}", record) == "person:0.93");
+  CHECK(format_template("{data.objects.0.label}:{data.objects.0.confidence}", record) ==
+        "person:0.93");
   CHECK(format_template("{data.objects}", record) == R"([{"confidence":0.93,"label":"person"}])");
   CHECK(format_template("[{data.missing}] [{data.objects.5}]", record) == "[] []");
   CHECK(format_template("{data}", record) == kData);

@@ -2,8 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include "tests/core/temp_dir.hpp"
 #include <unistd.h>
+#include "tests/core/temp_dir.hpp"
 
 #include <csignal>
 #include <cstdio>

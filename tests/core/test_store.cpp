@@ -2,8 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include "tests/core/temp_dir.hpp"
 #include <sqlite3.h>
+#include "tests/core/temp_dir.hpp"
 
 #include <atomic>
 #include <cstdlib>
