@@ -43,7 +43,7 @@ test: build
 check: deps
 	cmake -S . -B $(CHECK_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(CHECK_DIR) -j $(JOBS)
-	cd $(CHECK_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd $(CHECK_DIR) && EVSTREAM_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
