@@ -6,6 +6,15 @@ COVERAGE_DIR ?= build-coverage
 JOBS ?= $(shell nproc)
 PORT ?= 8000
 DB ?= ./evstream.db
+RATE ?= 5
+# make install: $(DESTDIR)$(PREFIX)/bin/evstream, the man page and the shell completions.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MAN1DIR ?= $(PREFIX)/share/man/man1
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
   CMAKE_FLAGS += -DEVSTREAM_WERROR=ON
@@ -13,11 +22,12 @@ endif
 
 # Everything the build, the tests and the benchmarks need, as Debian packages.
 PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nlohmann-json3-dev \
-            libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format groff-base zsh fish
+            libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format groff-base zsh fish \
+            nodejs jq systemd man-db
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check coverage bench run format clean e2e
+.PHONY: all deps build test check coverage bench run demo install uninstall format clean e2e
 
 all: build
 
@@ -68,6 +78,27 @@ bench: build
 
 run: build
 	$(BUILD_DIR)/evstream serve --host 127.0.0.1 --port $(PORT) --db $(DB)
+
+# A server on $(PORT) with a throwaway database, and the fake detector (examples/detector.py)
+# publishing $(RATE) events/s into it; prints the dashboard URL; Ctrl-C stops both.
+demo: build
+	EVSTREAM=$(CURDIR)/$(BUILD_DIR)/evstream PORT=$(PORT) RATE=$(RATE) examples/pipelines.sh demo
+
+# Installs what is already built (no build, no packages: run `make` first, then e.g.
+# `sudo make install`). DESTDIR stages into another root, as packagers do.
+install:
+	@test -x $(BUILD_DIR)/evstream || { echo "make install: $(BUILD_DIR)/evstream does not exist;" \
+	  "build it first with 'make' (or pass BUILD_DIR=...)" >&2; exit 1; }
+	install -D -m 0755 $(BUILD_DIR)/evstream $(DESTDIR)$(BINDIR)/evstream
+	install -D -m 0644 man/evstream.1 $(DESTDIR)$(MAN1DIR)/evstream.1
+	install -D -m 0644 completions/evstream.bash $(DESTDIR)$(BASHCOMPDIR)/evstream
+	install -D -m 0644 completions/_evstream $(DESTDIR)$(ZSHCOMPDIR)/_evstream
+	install -D -m 0644 completions/evstream.fish $(DESTDIR)$(FISHCOMPDIR)/evstream.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/evstream $(DESTDIR)$(MAN1DIR)/evstream.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/evstream $(DESTDIR)$(ZSHCOMPDIR)/_evstream \
+	  $(DESTDIR)$(FISHCOMPDIR)/evstream.fish
 
 format:
 	clang-format -i core/*.hpp core/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp bench/*.cpp

@@ -295,8 +295,17 @@ std::uint64_t parse_size(std::string_view text) {
 }
 
 std::string WsUrl::to_string() const {
+  std::string shown = path;
+  // For messages and logs: a token in the query is a secret, so its value is masked.
+  for (std::size_t at = shown.find("token="); at != std::string::npos;
+       at = shown.find("token=", at + 1)) {
+    if (at > 0 && shown[at - 1] != '?' && shown[at - 1] != '&') continue;
+    const std::size_t start = at + 6;
+    const std::size_t end = std::min(shown.find('&', start), shown.size());
+    shown.replace(start, end - start, "***");
+  }
   return std::string(tls ? "wss://" : "ws://") + host_for_url(host) + ":" + std::to_string(port) +
-         path;
+         shown;
 }
 
 WsUrl parse_ws_url(std::string_view text, std::string_view default_path) {

@@ -24,7 +24,7 @@ struct WsUrl {
   std::string host;               // without brackets for IPv6
   int port = 0;                   // defaulted: 80 for ws, 443 for wss
   std::string path;               // always starts with '/', includes "?query" when given
-  std::string to_string() const;  // "ws://host:port/path"
+  std::string to_string() const;  // "ws://host:port/path" for messages; token values masked
 };
 
 // Normalises a user-given URL per SPEC "Common": ws://, wss://, http:// (-> ws), https:// (-> wss),
