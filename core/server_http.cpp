@@ -28,20 +28,6 @@ std::string custom_header(lws* wsi, const char* name_with_colon) {
   return value;
 }
 
-QueryArgs query_args(lws* wsi) {
-  QueryArgs args;
-  char buf[2048];
-  for (int i = 0; i < 64; ++i) {
-    const int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (n < 0) break;
-    std::string_view arg(buf, static_cast<std::size_t>(n));
-    const auto eq = arg.find('=');
-    args.emplace_back(std::string(arg.substr(0, eq)),
-                      eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1)));
-  }
-  return args;
-}
-
 void respond(HttpExchange& exchange, unsigned status, std::string body,
              std::string_view content_type = "application/json") {
   exchange.status = status;

@@ -198,6 +198,21 @@ inline std::string header(lws* wsi, lws_token_indexes token) {
   return value;
 }
 
+// Every "name=value" query argument, URL-decoded by lws. Only valid until the upgrade completes.
+inline std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {
+  std::vector<std::pair<std::string, std::string>> args;
+  char buf[2048];
+  for (int i = 0; i < 64; ++i) {
+    const int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n < 0) break;
+    std::string_view arg(buf, static_cast<std::size_t>(n));
+    const auto eq = arg.find('=');
+    args.emplace_back(std::string(arg.substr(0, eq)),
+                      eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1)));
+  }
+  return args;
+}
+
 int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 

@@ -15,21 +15,6 @@ constexpr std::size_t kPublisherWindow = 1024;  // unacked events per publisher 
 constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
 constexpr unsigned kSlowCloseGraceSecs = 2;  // a choked socket may never take the close frame
 
-// Every "name=value" query argument, already URL-decoded by lws.
-std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {
-  std::vector<std::pair<std::string, std::string>> args;
-  char buf[1024];
-  for (int i = 0; i < 64; ++i) {
-    const int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (n < 0) break;
-    std::string_view arg(buf, static_cast<std::size_t>(n));
-    const auto eq = arg.find('=');
-    args.emplace_back(std::string(arg.substr(0, eq)),
-                      eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1)));
-  }
-  return args;
-}
-
 std::optional<std::int64_t> parse_count(std::string_view text) {
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
