@@ -37,11 +37,9 @@ int run_publish_command(PublishFlags& flags) {
   StopSignalWatcher signals([&loop](int) { loop.stop(); });
   const PublishSummary summary = run_publish(options, loop);
   if (summary.unreachable) {
-    std::fprintf(stderr,
-                 "evstream: error: cannot reach %s: %s (is `evstream serve` running there? "
-                 "--retry-timeout %s passed)\n",
+    std::fprintf(stderr, "evstream: error: cannot reach %s: %s%s\n",
                  options.url.to_string().c_str(), summary.unreachable_reason.c_str(),
-                 flags.retry_timeout.c_str());
+                 reach_hint(summary.unreachable_reason, flags.retry_timeout).c_str());
   }
   if (!options.quiet || summary.rejected > 0) {
     std::fprintf(stderr, "evstream publish: %s%s\n", summary.line().c_str(),

@@ -75,8 +75,9 @@ int run_tail_command(TailFlags& flags) {
   StopSignalWatcher signals([&loop](int) { loop.stop(); });
   const TailResult result = run_tail(options, loop);
   if (result.end == TailResult::End::unreachable) {
-    std::fprintf(stderr, "evstream: error: cannot reach %s: %s (is `evstream serve` running?)\n",
-                 options.url.to_string().c_str(), result.reason.c_str());
+    std::fprintf(stderr, "evstream: error: cannot reach %s: %s%s\n",
+                 options.url.to_string().c_str(), result.reason.c_str(),
+                 reach_hint(result.reason).c_str());
     return kExitUnavailable;
   }
   return kExitOk;  // count reached, Ctrl-C, or a closed stdout (`| head -1`)

@@ -87,8 +87,12 @@ class Follower final : public WsHandler {
     }
   }
 
-  void on_closed(WsConnection&, const std::string& reason) override {
+  void on_closed(WsConnection& connection, const std::string& reason) override {
     if (m_done || m_loop.stopping()) return;
+    if (connection.refused_auth()) {
+      finish(TailResult::End::unreachable, reason);
+      return;
+    }
     const std::int64_t now = now_unix_us();
     if (m_unreachable_since == 0) m_unreachable_since = now;
     if (m_options.retry_timeout_us && now - m_unreachable_since >= *m_options.retry_timeout_us) {

@@ -88,7 +88,12 @@ class Publisher final : public WsHandler {
     take_input();
   }
 
-  void on_closed(WsConnection&, const std::string& reason) override {
+  void on_closed(WsConnection& connection, const std::string& reason) override {
+    if (connection.refused_auth()) {
+      m_summary.unreachable = true;
+      m_summary.unreachable_reason = reason;
+      return;
+    }
     // Everything unacked goes back in front, in order, to be resent with the same keys.
     const std::size_t unacked = m_in_flight.size();
     while (!m_in_flight.empty()) {

@@ -175,6 +175,7 @@ WsConnection::~WsConnection() {
 }
 
 void WsConnection::connect(const WsUrl& url) {
+  m_refused_auth = false;
   m_open = false;
   m_closing = false;
   m_peer_close.clear();
@@ -281,6 +282,13 @@ int WsConnection::on_event(lws* wsi, int reason, void* in, std::size_t len) {
       m_wsi = nullptr;
       m_open = false;
       std::string why = in != nullptr ? static_cast<const char*>(in) : "connection failed";
+      // lws reports a 401 on the upgrade as "HS: ws upgrade unauthorized".
+      m_refused_auth = why.find("unauthorized") != std::string::npos;
+      if (m_refused_auth) {
+        why =
+            "the server refused the token (HTTP 401): pass the right --token or set "
+            "EVSTREAM_TOKEN";
+      }
       m_handler.on_closed(*this, why);
       return 0;
     }

@@ -114,6 +114,8 @@ class WsConnection final : public ClientEndpoint {
   void close(int code = 1000, std::string reason = {});
   bool is_open() const { return m_open; }
   bool is_connecting() const { return m_wsi != nullptr && !m_open; }
+  // The last attempt was refused with HTTP 401: retrying cannot help.
+  bool refused_auth() const { return m_refused_auth; }
   std::size_t queued() const { return m_out.size() - m_out_head; }
   void clear_queue();
   std::uint64_t tag = 0;  // free for the owner (loadtest numbers its connections)
@@ -128,6 +130,7 @@ class WsConnection final : public ClientEndpoint {
   lws* m_wsi = nullptr;
   bool m_open = false;
   bool m_closing = false;
+  bool m_refused_auth = false;
   int m_close_code = 1000;
   std::string m_close_reason;
   std::string m_peer_close;

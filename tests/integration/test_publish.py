@@ -183,6 +183,20 @@ class PublishTest(ClientTestCase):
             self.assertRegex(err, r"evstream: error: cannot reach .*retry-timeout")
             self.assertLess(elapsed, 5.0, "gives up soon after --retry-timeout")
 
+    async def test_wrong_token_fails_at_once_without_leaking_it(self):
+        server = self.start_server("--token", "right-token")
+        started = time.monotonic()
+        code, out, err = self.cli("publish", "--url", server.url, "--token", "wrong-token",
+                                  '{"a":1}', timeout=20)
+        self.assertEqual(code, 69, err)
+        self.assertLess(time.monotonic() - started, 5.0, "a refused token is not retried")
+        self.assertIn("refused the token (HTTP 401)", err)
+        self.assertNotIn("wrong-token", err)
+        self.assertNotIn("retrying", err)
+        code, _, err = self.cli("publish", "--url", server.url, "--token", "right-token",
+                                '{"a":1}', timeout=20)
+        self.assertEqual(code, 0, err)
+
     async def test_streaming_slow_trickle(self):
         sub = await self.subscribe(self.server)
         child = self.spawn("publish", "--url", self.server.url, stdin=subprocess.PIPE)
