@@ -55,7 +55,8 @@ class Follower final : public WsHandler {
 
   TailResult run() {
     connect();
-    m_loop.run([this] { return m_done; });
+    // Done, and the connection closed with a close frame (the server logs a normal close).
+    m_loop.run([this] { return m_done && !m_connection.is_open() && !m_connection.is_connecting(); });
     return m_result;
   }
 
@@ -155,6 +156,7 @@ class Follower final : public WsHandler {
     m_result.end = end;
     m_result.reason = std::move(reason);
     m_done = true;
+    if (m_connection.is_open()) m_connection.close();
   }
 
   const TailOptions& m_options;
