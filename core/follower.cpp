@@ -56,7 +56,8 @@ class Follower final : public WsHandler {
   TailResult run() {
     connect();
     // Done, and the connection closed with a close frame (the server logs a normal close).
-    m_loop.run([this] { return m_done && !m_connection.is_open() && !m_connection.is_connecting(); });
+    m_loop.run(
+        [this] { return m_done && !m_connection.is_open() && !m_connection.is_connecting(); });
     return m_result;
   }
 

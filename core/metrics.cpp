@@ -48,18 +48,14 @@ void PromText::family(std::string_view name, std::string_view type, std::string_
 }
 
 void PromText::sample(std::string_view name, std::string_view labels, double value) {
-  m_text += name;
-  if (!labels.empty()) {
-    m_text += '{';
-    m_text += labels;
-    m_text += '}';
-  }
-  m_text += ' ';
-  m_text += format_value(value);
-  m_text += '\n';
+  sample_text(name, labels, format_value(value));
 }
 
 void PromText::sample(std::string_view name, std::string_view labels, std::uint64_t value) {
+  sample_text(name, labels, std::to_string(value));
+}
+
+void PromText::sample_text(std::string_view name, std::string_view labels, std::string_view value) {
   m_text += name;
   if (!labels.empty()) {
     m_text += '{';
@@ -67,7 +63,7 @@ void PromText::sample(std::string_view name, std::string_view labels, std::uint6
     m_text += '}';
   }
   m_text += ' ';
-  m_text += std::to_string(value);
+  m_text += value;
   m_text += '\n';
 }
 

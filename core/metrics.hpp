@@ -40,6 +40,7 @@ class PromText {
   const std::string& text() const { return m_text; }
 
  private:
+  void sample_text(std::string_view name, std::string_view labels, std::string_view value);
   std::string m_text;
 };
 
