@@ -75,6 +75,8 @@ class Subscriber final : public WsHandler {
   }
   void on_message(WsConnection& connection, std::string_view text) override;
   void on_closed(WsConnection&, const std::string& reason) override;
+  void close() { m_connection.close(); }
+  bool connected() const { return m_connection.is_open() || m_connection.is_connecting(); }
   bool ready = false;
   bool lost = false;
   std::uint64_t received = 0;
@@ -111,7 +113,26 @@ class Engine final : public WsHandler {
       m_report.server_cpu_percent = 100.0 * (after.cpu_seconds - m_before.cpu_seconds) /
                                     (static_cast<double>(steady_us() - wall_start) / 1e6);
     }
-    return m_report;
+    const LoadtestReport report = m_report;  // closing below must not count as lost clients
+    close_all();
+    return report;
+  }
+
+  // Close frames for every connection, so the server logs normal closes; bounded wait.
+  void close_all() {
+    m_phase = Phase::done;
+    for (auto& subscriber : m_subscribers) subscriber->close();
+    m_publisher.close();
+    bool timed_out = false;
+    const auto timer = m_loop.after(2'000'000, [&timed_out] { timed_out = true; });
+    m_loop.run([&] {
+      if (timed_out || m_publisher.is_open()) return timed_out;
+      for (const auto& subscriber : m_subscribers) {
+        if (subscriber->connected()) return false;
+      }
+      return true;
+    });
+    m_loop.cancel_timer(timer);
   }
 
   void subscriber_ready(std::int64_t connect_us) {
