@@ -41,6 +41,16 @@ def evstream_bin():
     return path
 
 
+def require_tool(name):
+    """The path of a tool the tests need; a clear failure (never a skip) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(
+            f"`{name}` is not installed but these tests need it: run `make deps` (it is in the "
+            f"Makefile PACKAGES list) or apt-get install it")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Polling with a deadline
 

@@ -7,10 +7,11 @@ failure with a clear message, never a silent skip. No server is started.
 """
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import unittest
+
+from evtest import evstream_bin, require_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -24,20 +25,8 @@ TIMEOUT = 30  # seconds for any one external command
 FILE_OPTIONS = {"serve": ["--db", "--cert", "--key"], "replay": ["--db"]}
 
 
-def evstream_bin():
-    path = os.environ.get("EVSTREAM_BIN") or os.path.join(ROOT, "build", "evstream")
-    if not os.access(path, os.X_OK):
-        raise AssertionError(f"evstream binary not found at {path}; build it or set EVSTREAM_BIN")
-    return path
 
 
-def require_tool(name):
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError(
-            f"`{name}` is not installed but the docs tests need it: run `make deps` (it is in the "
-            f"Makefile PACKAGES list) or apt-get install it")
-    return path
 
 
 def run(argv, **kwargs):

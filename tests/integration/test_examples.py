@@ -28,7 +28,7 @@ import unittest
 import urllib.request
 
 from evtest import (HOST, RECV_TIMEOUT, ClientTestCase, async_wait_for, client_env, evstream_bin,
-                    free_port)
+                    free_port, require_tool)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -48,13 +48,6 @@ SIGINT_DEFAULT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.S
                   "os.execvp(sys.argv[1], sys.argv[1:])")
 
 
-def require_tool(name):
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError(
-            f"`{name}` is not installed but the examples tests need it: run `make deps` (it is in "
-            f"the Makefile PACKAGES list) or apt-get install it")
-    return path
 
 
 def run(argv, env=None, input=None, cwd=None, timeout=TIMEOUT):

@@ -6,15 +6,13 @@ import base64
 import json
 import os
 import re
-import select
 import socket
 import ssl
 import subprocess
-import time
 import unittest
 
 import test_http_api as api  # the module, not its classes: unittest would run them again here
-from evtest import HOST, STARTUP_TIMEOUT, ServerProcess
+from evtest import HOST, ServerProcess
 
 PUBLISH = "pub-s3cret-token"
 READ = "read-t0ken"
@@ -43,31 +41,6 @@ def upgrade_status(port, path, headers=None, timeout=5):
     if not match:
         raise AssertionError(f"no HTTP status line in {response[:100]!r}")
     return int(match.group(1))
-
-
-class TlsServer(ServerProcess):
-    """A serve child with --cert/--key: its URL line says wss://."""
-
-    def _read_url_line(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            self.assertion(left > 0, "serve printed no URL")
-            ready, _, _ = select.select([fd], [], [], min(left, 0.1))
-            if ready:
-                chunk = os.read(fd, 4096)
-                self.assertion(chunk, f"serve exited early: {self.log_text()!r}")
-                buf += chunk
-        url = buf.split(b"\n", 1)[0].decode()
-        self.assertion(re.fullmatch(r"wss://127\.0\.0\.1:\d+", url), f"unexpected URL {url!r}")
-        return url
-
-    def assertion(self, ok, message):
-        if not ok:
-            self.kill()
-            raise AssertionError(message)
 
 
 class AuthTest(api.HttpTestCase):
@@ -190,8 +163,9 @@ class TlsTest(api.HttpTestCase):
 
     async def test_https_and_wss(self):
         cert, key = self.make_cert()
-        server = TlsServer(self.tmpdir, ["--cert", cert, "--key", key, "--token", PUBLISH],
-                           name="tls")
+        # The shared ServerProcess accepts the wss:// URL line a TLS server prints.
+        server = ServerProcess(self.tmpdir, ["--cert", cert, "--key", key, "--token", PUBLISH],
+                               name="tls")
         self.servers.append(server)
         server.start()
         self.assertTrue(server.url.startswith("wss://"))
