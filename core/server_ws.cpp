@@ -1,6 +1,7 @@
 // The WebSocket half of serve: /ws/events (subscribers) and /ws/publish (publishers) on one lws
 // protocol, routed by path. Everything here runs on the service thread.
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 #include "core/json_text.hpp"
@@ -131,8 +132,10 @@ bool Server::Impl::open_subscription(Session& session) {
   if (since) {
     session.cursor = std::min<EventId>(*since, head);
   } else if (last) {
-    session.cursor =
-        *last == 0 ? head : read_store->cursor_for_last(static_cast<int>(*last), session.topics);
+    session.cursor = *last == 0 ? head
+                                : read_store->cursor_for_last(
+                                      static_cast<int>(std::min<std::int64_t>(*last, INT32_MAX)),
+                                      session.topics);
   } else {
     session.cursor = head;
   }
