@@ -106,7 +106,8 @@ Server::Impl::~Impl() {
 
 void Server::Impl::create_context() {
   protocols[0] = {"http", http_callback, 0, 0, 0, nullptr, 0};
-  protocols[1] = {"evstream", bus_callback, sizeof(Session*), kRxBufferSize, 0, nullptr, 0};
+  protocols[1] = {"evstream", bus_callback, sizeof(Session*),  kRxBufferSize,
+                  0,          nullptr,      kMaxCoalescedBytes};
   protocols[2] = {nullptr, nullptr, 0, 0, 0, nullptr, 0};
   // lws routes WebSocket upgrades by subprotocol, not path: make "evstream" the default so
   // clients that send no subprotocol land there, then route by path ourselves.

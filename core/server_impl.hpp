@@ -69,6 +69,11 @@ struct HttpExchange {
   bool headers_sent = false;
 };
 
+// Queued frames are coalesced into writes of at most this much; lws is told the same limit
+// (tx_packet_size), or it would send only rx_buffer_size bytes and buffer the rest for a second
+// syscall on the next writable round.
+inline constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
+
 // StoreWriter tags with this bit set belong to HTTP exchanges (the rest are WebSocket connection
 // ids), so deliver_committed can tell the two apart.
 inline constexpr std::uint64_t kHttpTagBit = std::uint64_t{1} << 63;

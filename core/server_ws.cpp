@@ -13,8 +13,7 @@ namespace evstream {
 namespace {
 
 constexpr std::size_t kPublisherWindow = 1024;  // unacked events per publisher before rx pauses
-constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
-constexpr unsigned kSlowCloseGraceSecs = 2;  // a choked socket may never take the close frame
+constexpr unsigned kSlowCloseGraceSecs = 2;     // a choked socket may never take the close frame
 
 std::optional<std::int64_t> parse_count(std::string_view text) {
   std::int64_t value = 0;
