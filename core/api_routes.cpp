@@ -111,6 +111,10 @@ std::string Server::Impl::metrics_text() {
   prom.histogram("evstream_ingest_to_enqueue_seconds",
                  "From accepting an event to queueing it for subscribers (includes the commit).",
                  metrics.ingest_to_enqueue_us, latency_bounds_us(), 1e6);
+  prom.histogram("evstream_delivery_seconds",
+                 "From accepting an event to writing it into a live subscriber's socket; one sample "
+                 "per event and subscriber.",
+                 metrics.delivery_us, latency_bounds_us(), 1e6);
   prom.gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
              static_cast<double>(rss_bytes()));
   prom.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.",

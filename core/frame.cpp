@@ -8,8 +8,9 @@ namespace {
 constexpr unsigned char kFinText = 0x81;  // FIN + opcode 1 (text)
 }
 
-FramePtr make_text_frame(std::string_view payload) {
+FramePtr make_text_frame(std::string_view payload, std::int64_t accepted_us) {
   auto frame = std::make_shared<Frame>();
+  frame->accepted_us = accepted_us;
   const std::size_t n = payload.size();
   std::string& out = frame->bytes;
   out.reserve(n + 10);

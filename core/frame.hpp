@@ -14,12 +14,15 @@ namespace evstream {
 
 struct Frame {
   std::string bytes;  // a complete text frame: WebSocket header + payload
+  // For a live broadcast: when the server accepted the event (Unix us), so each write can record
+  // the delivery latency; 0 for replies, pings and catch-up.
+  std::int64_t accepted_us = 0;
   std::size_t size() const { return bytes.size(); }
 };
 using FramePtr = std::shared_ptr<const Frame>;
 
 // Wraps a text payload into one complete, unmasked, final WebSocket text frame.
-FramePtr make_text_frame(std::string_view payload);
+FramePtr make_text_frame(std::string_view payload, std::int64_t accepted_us = 0);
 
 // The payload of a frame made by make_text_frame (for tests and logs).
 std::string_view frame_payload(const Frame& frame);

@@ -16,6 +16,7 @@ struct ServerMetrics {
   Histogram store_commit_us;       // one sample per store transaction (StoreWriter samples)
   Histogram store_batch_events;    // events per store transaction
   Histogram ingest_to_enqueue_us;  // from acceptance (NewEvent::time_us) to the subscriber queues
+  Histogram delivery_us;  // from acceptance to the write into one subscriber's socket (live only)
   std::uint64_t subscriber_connections_total = 0;
   std::uint64_t publisher_connections_total = 0;
   std::uint64_t http_requests_total = 0;

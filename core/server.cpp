@@ -79,6 +79,10 @@ Server::Impl::Impl(ServerOptions opts, Logger& logger)
   store_path = options.db == ":memory:" ? memory_store_uri() : options.db;
   // The writer opens (and migrates) first so the read-only connection finds the schema.
   Store write_store(store_path, Store::Mode::read_write, options.durability);
+  if (options.db != ":memory:") {  // an in-memory database has no WAL
+    checkpointer = std::make_unique<WalCheckpointer>(store_path, options.durability);
+    checkpointer->watch(write_store);
+  }
   read_store = std::make_unique<Store>(store_path, Store::Mode::read_only);
   head = read_store->last_id();
   events_at_start = read_store->stats().events;  // the one count(*): health must not scan
@@ -195,7 +199,7 @@ void Server::Impl::deliver_committed() {
       Record record{committed.result.id, std::move(committed.event.topic), committed.result.time_us,
                     std::move(committed.event.data)};
       head = record.id;
-      hub.publish(record, make_text_frame(encode_event(record)));
+      hub.publish(record, make_text_frame(encode_event(record), record.time_us));
       metrics.ingest_to_enqueue_us.record(now - record.time_us);
     }
     if (committed.tag & kHttpTagBit) on_http_committed(committed);

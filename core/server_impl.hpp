@@ -12,6 +12,7 @@
 #include "core/hub.hpp"
 #include "core/metrics.hpp"
 #include "core/server.hpp"
+#include "core/store_wal.hpp"
 #include "core/store_writer.hpp"
 
 namespace evstream {
@@ -148,6 +149,7 @@ struct Server::Impl final : HubSink {
   ServerOptions options;
   Logger& log;
   std::string store_path;  // the path both connections open (a shared-cache URI for :memory:)
+  std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
   std::unique_ptr<Store> read_store;
   std::unique_ptr<StoreWriter> writer;
   Hub hub;
@@ -168,7 +170,8 @@ struct Server::Impl final : HubSink {
   std::int64_t phase_deadline_us = 0;
   std::atomic<bool> stop_requested{false};
 
-  std::vector<unsigned char> scratch;  // LWS_PRE + coalesced frames for one write
+  std::vector<unsigned char> scratch;          // LWS_PRE + coalesced frames for one write
+  std::vector<std::int64_t> scratch_accepted;  // accepted_us of the broadcasts in that write
   std::array<lws_protocols, 3> protocols{};
   lws_protocol_vhost_options pvo_default{};
   lws_protocol_vhost_options pvo{};

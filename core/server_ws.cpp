@@ -275,10 +275,12 @@ int Server::Impl::on_writeable(Session& session) {
   std::size_t total = 0;
   std::size_t count = 0;
   scratch.resize(LWS_PRE);
+  scratch_accepted.clear();
   while (session.queue.front_ready()) {
     const Frame& frame = *session.queue.front();
     if (count > 0 && total + frame.size() > kMaxCoalescedBytes) break;
     scratch.insert(scratch.end(), frame.bytes.begin(), frame.bytes.end());
+    if (frame.accepted_us != 0) scratch_accepted.push_back(frame.accepted_us);
     total += frame.size();
     ++count;
     session.queue.pop();
@@ -290,6 +292,10 @@ int Server::Impl::on_writeable(Session& session) {
   }
   counters.messages_out += count;
   counters.bytes_out += total;
+  if (!scratch_accepted.empty()) {
+    const std::int64_t now = now_unix_us();
+    for (const std::int64_t accepted : scratch_accepted) metrics.delivery_us.record(now - accepted);
+  }
   if (session.rx_paused && session.in_flight < kPublisherWindow / 2) {
     session.rx_paused = false;
     lws_rx_flow_control(session.wsi, 1);

@@ -211,7 +211,8 @@ Store::~Store() {
 Store::Store(Store&& other) noexcept
     : m_path(std::move(other.m_path)),
       m_db(std::exchange(other.m_db, nullptr)),
-      m_statements(std::move(other.m_statements)) {}
+      m_statements(std::move(other.m_statements)),
+      m_wal_listener(std::move(other.m_wal_listener)) {}
 
 Store& Store::operator=(Store&& other) noexcept {
   if (this != &other) {
@@ -219,6 +220,7 @@ Store& Store::operator=(Store&& other) noexcept {
     m_path = std::move(other.m_path);
     m_db = std::exchange(other.m_db, nullptr);
     m_statements = std::move(other.m_statements);
+    m_wal_listener = std::move(other.m_wal_listener);
   }
   return *this;
 }

@@ -3,6 +3,7 @@
 // retention. A Store is one connection and must stay on one thread; the server keeps a writing
 // Store on the store thread (see StoreWriter) and a read-only Store on the service thread.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -113,6 +114,15 @@ class Store {
   std::int64_t apply_retention(std::optional<std::int64_t> max_age_us,
                                std::optional<std::int64_t> max_events);
 
+  // WAL upkeep (store_wal.cpp). SQLite checkpoints automatically inside the COMMIT that takes the
+  // WAL past 1000 pages, holding that batch's acks back for the page copy and an fsync. With a
+  // listener installed it does not: `listener` gets the WAL size in pages after every commit, and
+  // a WalCheckpointer checkpoints on its own thread and connection instead.
+  void on_wal_commit(std::function<void(int wal_pages)> listener);
+  // One PASSIVE checkpoint (the kind SQLite runs itself: it waits for no reader or writer);
+  // false when SQLite reported an error.
+  bool checkpoint();
+
   static constexpr int kSchemaVersion = 1;
   const std::string& path() const { return m_path; }
 
@@ -126,6 +136,7 @@ class Store {
   sqlite3* m_db = nullptr;
   struct Statements;
   std::unique_ptr<Statements> m_statements;
+  std::unique_ptr<std::function<void(int)>> m_wal_listener;  // on the heap: SQLite keeps a pointer
 };
 
 }  // namespace evstream

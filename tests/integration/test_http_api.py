@@ -275,6 +275,9 @@ class OtherEndpointsTest(HttpTestCase):
         self.assertEqual(samples["evstream_rejected_frames_total"], 0)
         self.assertEqual(samples["evstream_ingest_to_enqueue_seconds_count"], 5)
         self.assertEqual(samples['evstream_ingest_to_enqueue_seconds_bucket{le="+Inf"}'], 5)
+        # One delivery sample per event and live subscriber, taken when it was written.
+        self.assertEqual(samples["evstream_delivery_seconds_count"], 5)
+        self.assertLessEqual(samples['evstream_delivery_seconds_bucket{le="0.002"}'], 5)
         self.assertGreaterEqual(samples["evstream_store_commit_seconds_count"], 2)
         self.assertEqual(samples["evstream_store_batch_events_sum"], 5)
         # Every family is declared once, before its samples.
