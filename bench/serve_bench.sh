@@ -5,7 +5,10 @@
 #   b: 1,000 subscribers, 200 events/s of 512 B       (latency, loss)
 #   c: 100 subscribers, publisher as fast as acks go  (delivered messages/s)
 #   d: 10,000 idle subscribers                         (server RSS per subscriber)
-# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d")
+# Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
+# (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
+# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d"),
+#      THREADS (2: loadtest's receiving threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/evstream
@@ -33,11 +36,21 @@ scenario() {
   shift
   start_server
   local report
-  report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' "$@" || true)
+  report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' \
+    --threads "${THREADS:-2}" "$@" || true)
+  local metrics
+  metrics=$(/usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1].replace("ws://", "http://") + "/metrics").read().decode())' "$URL")
   stop_server
   /usr/bin/python3 -c '
-import json, sys, datetime
+import json, re, sys, datetime
 r = json.loads(sys.argv[3])
+buckets = {float(le): float(n) for le, n in
+           re.findall(r"^evstream_delivery_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)$",
+                      sys.argv[4], re.M)}
+total = max(buckets.values(), default=0)
+def within(seconds):
+    return round(buckets.get(seconds, 0) / total, 4) if total else None
 clients = r["clients"]
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
@@ -49,7 +62,9 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "rss_growth_bytes": growth, "rss_per_client_bytes": round(growth / clients),
                   "server_cpu_percent": r["server_cpu_percent"],
                   "loadtest_cpu_percent": round(r["self_cpu_percent"]),
-                  "error": r.get("error")}))' "$name" "$*" "$report"
+                  "server_delivered_within_2ms": within(0.002),
+                  "server_delivered_within_20ms": within(0.02),
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$metrics"
 }
 
 for s in ${SCENARIOS:-a b c d}; do

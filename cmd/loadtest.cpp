@@ -101,6 +101,10 @@ Runner add_loadtest(CLI::App& app) {
   sub->add_option("--topic", o.topic, "Publish and subscribe on this topic");
   sub->add_option("--window", o.window, "Unacked events in flight when --rate is 0")
       ->capture_default_str();
+  sub->add_option("--threads", o.threads,
+                  "Threads receiving for the subscribers (each with its own share of them)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
   sub->add_option("--server-pid", o.server_pid,
                   "Read server RSS and CPU from /proc for this pid (else from /api/health)");
   sub->add_option("--token", o.token, "Publish token")->envname("EVSTREAM_TOKEN");

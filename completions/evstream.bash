@@ -27,7 +27,7 @@ _evstream_values() {
             --max-message-bytes | --max-clients | --retain-age | --retain-events | --token | \
             --read-token | --allow-origin | --url | --topic | --key-field | --window | \
             --retry-timeout | --since | -n | --last | --format | --count | --clients | \
-            --duration | --rate | --size | --ramp | --server-pid | --slo | --until | --speed | --to)
+            --duration | --rate | --size | --ramp | --threads | --server-pid | --slo | --until | --speed | --to)
             COMPREPLY=() # free-form value: nothing to offer
             ;;
         *)
@@ -100,7 +100,7 @@ _evstream() {
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window
-                  --server-pid --token --read-token --slo --json"
+                  --threads --server-pid --token --read-token --slo --json"
             ;;
     esac
     if [[ -z $cur || $cur == -* ]]; then

@@ -10,17 +10,16 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "core/json_text.hpp"
+#include "core/loadtest_shard.hpp"
 #include "core/protocol.hpp"
 #include "core/ws_client.hpp"
 
 namespace evstream {
 
 namespace {
-
-constexpr std::size_t kMaxConnecting = 256;  // adaptive ramp: never more handshakes in flight
-constexpr std::string_view kTimeMarker = R"("data":{"t":)";
 
 std::int64_t steady_us() {
   using namespace std::chrono;
@@ -64,29 +63,6 @@ std::string with_token(std::string path, const std::string& token) {
   return path + (path.find('?') == std::string::npos ? "?token=" : "&token=") + url_encode(token);
 }
 
-class Engine;
-
-class Subscriber final : public WsHandler {
- public:
-  Subscriber(Engine& engine, ClientLoop& loop) : m_engine(engine), m_connection(loop, *this) {}
-  void start(const WsUrl& url) {
-    m_started_us = steady_us();
-    m_connection.connect(url);
-  }
-  void on_message(WsConnection& connection, std::string_view text) override;
-  void on_closed(WsConnection&, const std::string& reason) override;
-  void close() { m_connection.close(); }
-  bool connected() const { return m_connection.is_open() || m_connection.is_connecting(); }
-  bool ready = false;
-  bool lost = false;
-  std::uint64_t received = 0;
-
- private:
-  Engine& m_engine;
-  WsConnection m_connection;
-  std::int64_t m_started_us = 0;
-};
-
 class Engine final : public WsHandler {
  public:
   Engine(const LoadtestOptions& options, ClientLoop& loop)
@@ -95,6 +71,9 @@ class Engine final : public WsHandler {
     std::string pad(options.size > 48 ? options.size - 48 : 0, 'x');
     m_pad = std::move(pad);
   }
+  ~Engine() { stop_workers(); }
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   LoadtestReport run() {
     sample_server(m_report.server_rss_before, m_before);
@@ -102,58 +81,21 @@ class Engine final : public WsHandler {
     const double cpu_start = self_cpu_seconds();
     const std::int64_t wall_start = steady_us();
     m_phase_started = steady_us();
+    start_shards();
     tick();
     m_loop.run([this] { return m_phase == Phase::done; });
     m_report.self_cpu_percent = 100.0 * (self_cpu_seconds() - cpu_start) /
                                 (static_cast<double>(steady_us() - wall_start) / 1e6);
-    finish_counts();
     ProcSample after;
-    sample_server(m_report.server_rss_after, after);
+    sample_server(m_report.server_rss_after, after);  // before closing: connections still count
     if (m_options.server_pid != 0 && m_report.server_rss_after && m_report.server_rss_before) {
       m_report.server_cpu_percent = 100.0 * (after.cpu_seconds - m_before.cpu_seconds) /
                                     (static_cast<double>(steady_us() - wall_start) / 1e6);
     }
-    const LoadtestReport report = m_report;  // closing below must not count as lost clients
     close_all();
-    return report;
+    finish_counts();
+    return m_report;
   }
-
-  // Close frames for every connection, so the server logs normal closes; bounded wait.
-  void close_all() {
-    m_phase = Phase::done;
-    for (auto& subscriber : m_subscribers) subscriber->close();
-    m_publisher.close();
-    bool timed_out = false;
-    const auto timer = m_loop.after(2'000'000, [&timed_out] { timed_out = true; });
-    m_loop.run([&] {
-      if (timed_out || m_publisher.is_open()) return timed_out;
-      for (const auto& subscriber : m_subscribers) {
-        if (subscriber->connected()) return false;
-      }
-      return true;
-    });
-    m_loop.cancel_timer(timer);
-  }
-
-  void subscriber_ready(std::int64_t connect_us) {
-    ++m_report.connected;
-    --m_connecting;
-    m_report.connect_us.record(connect_us);
-  }
-  void subscriber_failed(bool was_ready) {
-    if (was_ready) {
-      ++m_report.disconnected;
-    } else if (m_connecting > 0) {
-      --m_connecting;
-      ++m_failed;
-    }
-  }
-  void latency(std::int64_t us) {
-    m_report.latency_us.record(us);
-    ++m_total_received;
-    if (m_options.rate == 0 && m_phase == Phase::publishing) send_due();
-  }
-  void ping() { ++m_report.pings; }
 
   void on_message(WsConnection&, std::string_view text) override {
     const auto message = decode_server_message(text);
@@ -179,6 +121,48 @@ class Engine final : public WsHandler {
 
  private:
   enum class Phase { connecting, publishing, draining, done };
+
+  // Shard 0 lives on this loop beside the publisher; each further one gets a loop and a thread.
+  void start_shards() {
+    WsUrl url = m_options.url;
+    std::string path = "/ws/events";
+    if (!m_options.topic.empty()) path += "?topic=" + url_encode(m_options.topic);
+    url.path = with_token(path, m_options.read_token);
+    const std::size_t count = std::clamp<std::size_t>(m_options.threads, 1, m_options.clients);
+    const double ramp = m_options.ramp / static_cast<double>(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::size_t clients = m_options.clients / count + (k < m_options.clients % count);
+      ClientLoop* loop = &m_loop;
+      std::function<void()> on_event;
+      if (k == 0) {
+        on_event = [this] {
+          if (m_options.rate == 0 && m_phase == Phase::publishing) send_due();
+        };
+      } else {
+        m_worker_loops.push_back(std::make_unique<ClientLoop>(clients + 8));
+        loop = m_worker_loops.back().get();
+      }
+      m_shards.push_back(std::make_unique<LoadtestShard>(*loop, m_tally, url, clients, ramp,
+                                                         m_phase_started, std::move(on_event)));
+    }
+    for (std::size_t k = 1; k < m_shards.size(); ++k) {
+      m_workers.emplace_back([shard = m_shards[k].get()] { shard->run_until_stopped(); });
+    }
+  }
+
+  // Workers close their subscribers (close frames, bounded wait) and end; idempotent.
+  void stop_workers() {
+    for (std::size_t k = 1; k < m_shards.size(); ++k) m_shards[k]->stop();
+    for (auto& worker : m_workers) worker.join();
+    m_workers.clear();
+  }
+
+  void close_all() {
+    m_phase = Phase::done;
+    m_publisher.close();
+    m_shards[0]->close_all();  // its bounded wait also lets the publisher's close go out
+    stop_workers();
+  }
 
   void sample_server(std::optional<std::int64_t>& rss, ProcSample& sample) {
     if (m_options.server_pid != 0) {
@@ -206,8 +190,8 @@ class Engine final : public WsHandler {
     if (m_options.progress) progress(now);
     switch (m_phase) {
       case Phase::connecting:
-        open_subscribers(now);
-        if (m_report.connected + m_failed >= m_options.clients ||
+        m_shards[0]->open_due(now);
+        if (m_tally.connected + m_tally.failed >= m_options.clients ||
             now - m_phase_started > m_options.connect_timeout_us) {
           start_publishing(now);
         }
@@ -241,30 +225,11 @@ class Engine final : public WsHandler {
     return std::clamp<std::int64_t>(static_cast<std::int64_t>(1e6 / m_options.rate), 2'000, 20'000);
   }
 
-  void open_subscribers(std::int64_t now) {
-    std::size_t allowed = m_options.clients;
-    if (m_options.ramp > 0) {
-      allowed = std::min<std::size_t>(
-          allowed, static_cast<std::size_t>(m_options.ramp *
-                                            static_cast<double>(now - m_phase_started) / 1e6) +
-                       1);
-    }
-    WsUrl url = m_options.url;
-    std::string path = "/ws/events";
-    if (!m_options.topic.empty()) path += "?topic=" + url_encode(m_options.topic);
-    url.path = with_token(path, m_options.read_token);
-    while (m_subscribers.size() < allowed && m_connecting < kMaxConnecting) {
-      m_subscribers.push_back(std::make_unique<Subscriber>(*this, m_loop));
-      ++m_connecting;
-      m_subscribers.back()->start(url);
-    }
-  }
-
   void start_publishing(std::int64_t now) {
     m_phase = Phase::publishing;
     m_phase_started = now;
     m_publish_start = now;
-    m_ready_at_start = m_report.connected;
+    m_ready_at_start = m_tally.connected;
     WsUrl url = m_options.url;
     url.path = with_token("/ws/publish", m_options.token);
     m_publisher.connect(url);
@@ -299,19 +264,13 @@ class Engine final : public WsHandler {
   }
 
   std::uint64_t average_received() const {
-    return m_ready_at_start == 0 ? m_sent : m_total_received / m_ready_at_start;
+    return m_ready_at_start == 0 ? m_sent : m_tally.received / m_ready_at_start;
   }
 
   bool received_all() const {
-    std::uint64_t received = 0;
-    std::size_t alive = 0;
-    for (const auto& s : m_subscribers) {
-      if (s->ready && !s->lost) {
-        received += s->received;
-        ++alive;
-      }
-    }
-    return received >= m_report.published * alive;
+    // received_alive before alive (see LoadtestShard::subscriber_lost).
+    const std::uint64_t received = m_tally.received_alive;
+    return received >= m_report.published * m_tally.alive;
   }
 
   void finish_counts() {
@@ -319,31 +278,38 @@ class Engine final : public WsHandler {
         static_cast<double>((m_publish_end != 0 ? m_publish_end : steady_us()) - m_publish_start) /
         1e6;
     m_report.publish_seconds = seconds;
-    for (const auto& s : m_subscribers) {
-      if (!s->ready || s->lost) continue;
-      m_report.received += s->received;
-      m_report.expected += m_report.published;
+    m_report.connected = m_tally.connected;
+    m_report.disconnected = m_tally.disconnected;
+    std::size_t alive = 0;
+    for (const auto& shard : m_shards) {
+      shard->merge_into(m_report.latency_us, m_report.connect_us, m_report.pings, m_report.received,
+                        alive);
     }
+    m_report.expected = m_report.published * alive;
     if (seconds > 0) m_report.delivered_per_s = static_cast<double>(m_report.received) / seconds;
   }
 
   void progress(std::int64_t now) {
     if (now - m_last_progress < 1'000'000) return;
     m_last_progress = now;
-    std::uint64_t received = 0;
-    for (const auto& s : m_subscribers) received += s->received;
+    Histogram latency;
+    for (const auto& shard : m_shards) latency.merge(shard->latency_snapshot());
     std::fprintf(stderr, "\rconnected %zu/%zu  sent %llu  acked %llu  received %llu  p99 %.2fms   ",
-                 m_report.connected, m_options.clients, static_cast<unsigned long long>(m_sent),
+                 m_tally.connected.load(), m_options.clients,
+                 static_cast<unsigned long long>(m_sent),
                  static_cast<unsigned long long>(m_report.published),
-                 static_cast<unsigned long long>(received),
-                 static_cast<double>(m_report.latency_us.percentile(0.99)) / 1000.0);
+                 static_cast<unsigned long long>(m_tally.received.load()),
+                 static_cast<double>(latency.percentile(0.99)) / 1000.0);
     if (m_phase == Phase::done) std::fprintf(stderr, "\n");
   }
 
   const LoadtestOptions& m_options;
   ClientLoop& m_loop;
   WsConnection m_publisher;
-  std::vector<std::unique_ptr<Subscriber>> m_subscribers;
+  LoadtestTally m_tally;
+  std::vector<std::unique_ptr<ClientLoop>> m_worker_loops;
+  std::vector<std::unique_ptr<LoadtestShard>> m_shards;  // after the loops: destroyed first
+  std::vector<std::thread> m_workers;
   std::string m_pad;
   LoadtestReport m_report;
   ProcSample m_before;
@@ -353,38 +319,10 @@ class Engine final : public WsHandler {
   std::int64_t m_publish_end = 0;
   std::int64_t m_drain_started = 0;
   std::int64_t m_last_progress = 0;
-  std::size_t m_connecting = 0;
-  std::size_t m_failed = 0;
   std::size_t m_ready_at_start = 0;
   std::uint64_t m_sent = 0;
   std::uint64_t m_in_flight = 0;
-  std::uint64_t m_total_received = 0;
 };
-
-void Subscriber::on_message(WsConnection& connection, std::string_view text) {
-  const auto marker = text.find(kTimeMarker);
-  if (marker != std::string_view::npos && text.starts_with(R"({"type":"event")")) {
-    const char* start = text.data() + marker + kTimeMarker.size();
-    m_engine.latency(steady_us() - std::strtoll(start, nullptr, 10));
-    ++received;
-    return;
-  }
-  if (!text.starts_with(R"({"type":"ping")")) return;
-  if (!ready) {
-    ready = true;
-    m_engine.subscriber_ready(steady_us() - m_started_us);
-  } else {
-    m_engine.ping();
-  }
-  connection.send(R"({"type":"pong"})");
-}
-
-void Subscriber::on_closed(WsConnection&, const std::string&) {
-  if (lost) return;
-  m_engine.subscriber_failed(ready);
-  lost = ready;
-  if (!ready) lost = true;
-}
 
 }  // namespace
 

@@ -23,6 +23,7 @@ struct LoadtestOptions {
   double ramp = 0;          // connections per second; 0: all at once
   std::string topic;
   std::size_t window = 1000;    // unacked events in flight when rate is 0
+  std::size_t threads = 1;      // subscribers are spread over this many client loops and threads
   std::int64_t server_pid = 0;  // read RSS/CPU from /proc when set, else from /api/health
   std::string token;
   std::string read_token;

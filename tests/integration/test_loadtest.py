@@ -7,7 +7,7 @@ import re
 import time
 import unittest
 
-from evtest import ClientTestCase, free_port
+from evtest import RECV_TIMEOUT, ClientTestCase, async_wait_for, free_port
 
 CLIENTS = 20
 RATE = 20
@@ -130,6 +130,25 @@ class LoadtestTest(ClientTestCase):
         self.assertLess(abs(report["server_rss_after"] - rss_now), 64 << 20)
         self.assertGreater(report["server_rss_after"], 1 << 20)
 
+    async def test_threads_share_the_subscribers(self):
+        code, out, err = self.loadtest(*RUN, "--threads", "3", "--json", "--slo", RELAXED_SLO)
+        self.assertEqual(code, 0, out + err)
+        report = json.loads(out)
+        self.assertEqual((report["connected"], report["disconnected"], report["lost"]),
+                         (CLIENTS, 0, 0))
+        self.assertEqual(report["connect_us"]["count"], CLIENTS)
+        self.assertGreater(report["published"], 0)
+        self.assertEqual(report["expected"], report["published"] * CLIENTS)
+        self.assertEqual(report["received"], report["expected"])
+        self.assertEqual(report["latency_us"]["count"], report["received"])
+        self.assertGreaterEqual(report["pings"], CLIENTS)
+        self.assertEqual(len(self.server.find_log("connect", path="/ws/events")), CLIENTS)
+        # Every thread closes its own subscribers with a close frame before loadtest exits.
+        await async_wait_for(
+            lambda: len(self.server.find_log("disconnect", path="/ws/events",
+                                             reason="client closed (1000)")) == CLIENTS,
+            RECV_TIMEOUT, what=f"{CLIENTS} normal closes")
+
     async def test_unreachable_and_usage_errors(self):
         url = f"ws://127.0.0.1:{free_port()}"
         started = time.monotonic()
@@ -139,7 +158,7 @@ class LoadtestTest(ClientTestCase):
         self.assertLess(time.monotonic() - started, 10)
         self.assertRegex(err, r"evstream: error: cannot reach")
         for args in (["--slo", "p99~5ms"], ["--duration", "soon"], ["--clients", "0"],
-                     ["--no-such-flag"]):
+                     ["--threads", "0"], ["--no-such-flag"]):
             code, out, err = self.loadtest(*args)
             self.assertEqual(code, 2, (args, err))
             self.assertTrue(err.startswith("evstream: error: "), err)
