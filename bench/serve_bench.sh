@@ -18,6 +18,7 @@ DURATION=${DURATION:-10s}
 
 start_server() {
   rm -f "$DIR"/bench.db*
+  sync  # writeback left by the previous run (or store_append) must not land inside this one
   "$BIN" serve --port 0 --db "$DIR/bench.db" --log-level warn --max-clients 20000 \
     >"$DIR/url" 2>"$DIR/serve.log" &
   SERVER_PID=$!
