@@ -12,8 +12,9 @@ namespace evstream {
 
 namespace {
 
-constexpr std::size_t kPublisherWindow = 1024;  // unacked events per publisher before rx pauses
-constexpr unsigned kSlowCloseGraceSecs = 2;     // a choked socket may never take the close frame
+constexpr std::size_t kPublisherWindow = 1024;    // unacked events per publisher before rx pauses
+constexpr unsigned kSlowCloseGraceSecs = 2;       // a choked socket may never take the close frame
+constexpr unsigned kOversizeCloseGraceSecs = 10;  // to commit and ack what came before
 
 std::optional<std::int64_t> parse_count(std::string_view text) {
   std::int64_t value = 0;
@@ -149,14 +150,13 @@ int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) 
   if (session.rx.empty()) session.rx_binary = lws_frame_is_binary(session.wsi) != 0;
   if (session.rx.size() + len > options.max_message_bytes) {
     ++counters.rejected_frames;
-    session.close_reason = "message too big";
-    session.close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-    const std::string reason =
-        "message larger than " + std::to_string(options.max_message_bytes) + " bytes";
-    lws_close_reason(session.wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                     reason.size());
-    return -1;
+    session.rx = {};
+    // Acks still owed for earlier frames go out before the close frame: those events are stored.
+    close_later(session, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                "message larger than " + std::to_string(options.max_message_bytes) + " bytes",
+                true);
+    lws_set_timeout(session.wsi, PENDING_TIMEOUT_USER_OK, kOversizeCloseGraceSecs);
+    return 0;
   }
   session.rx.append(in, len);
   if (!lws_is_final_fragment(session.wsi) || lws_remaining_packet_payload(session.wsi) > 0) {
@@ -244,7 +244,8 @@ void Server::Impl::overflowed(Subscriber& subscriber) {
 
 int Server::Impl::on_writeable(Session& session) {
   if (session.close_sent) return 0;
-  if (session.close_code != 0 && session.close_when_drained && !session.queue.front_ready()) {
+  // Drained means no placeholders either: every ack owed has been written.
+  if (session.close_code != 0 && session.close_when_drained && session.queue.empty()) {
     // lws 4.1 drops the TCP connection right after its own close frame, so a peer still sending
     // gets a reset that destroys the close frame and the replies before it. Send the close
     // ourselves and wait (bounded) for the peer's, discarding what it sends until then.
@@ -259,7 +260,7 @@ int Server::Impl::on_writeable(Session& session) {
     lws_set_timeout(session.wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
     return 0;
   }
-  if (session.close_code != 0 && (!session.close_when_drained || !session.queue.front_ready())) {
+  if (session.close_code != 0 && !session.close_when_drained) {
     lws_close_reason(session.wsi, static_cast<lws_close_status>(session.close_code),
                      reinterpret_cast<unsigned char*>(session.close_reason.data()),
                      session.close_reason.size());

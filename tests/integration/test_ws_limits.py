@@ -137,7 +137,25 @@ class MessageSizeTest(ServerTestCase):
         self.assertEqual(after["id"], 2)
         got = await watcher.events(2)
         self.assertEqual([e["id"] for e in got], [1, 2])
-        self.assertEqual(len(server.find_log("disconnect", reason="message too big")), len(cases))
+        self.assertEqual(
+            len(server.find_log("disconnect", reason="message larger than 1000 bytes")),
+            len(cases))
+
+    async def test_acks_owed_before_an_oversized_frame_are_sent_before_1009(self):
+        server = self.start_server("--max-message-bytes", "1000")
+        ws = await self.ws(f"{server.url}/ws/publish")
+        count = 200
+        for n in range(count):  # no waiting: most are still being committed when the big one lands
+            await ws.send(json.dumps({"n": n}))
+        await ws.send('{"pad":"' + "x" * 2000 + '"}')
+        replies = []
+        with self.assertRaises(websockets.ConnectionClosed):
+            for _ in range(count + 1):
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        self.assertEqual(ws.close_code, 1009)
+        self.assertEqual(ws.close_reason, "message larger than 1000 bytes")
+        self.assertEqual([r["type"] for r in replies], ["ack"] * count)
+        self.assertEqual([r["id"] for r in replies], list(range(1, count + 1)))
 
 
 class ConnectionLimitTest(ServerTestCase):
