@@ -46,8 +46,32 @@ void Hub::publish(const Record& record, const FramePtr& frame) {
   }
 }
 
+void Hub::seek_last(Subscriber& subscriber, std::int64_t n, EventId head) {
+  subscriber.cursor = head;
+  subscriber.seek_remaining = std::max<std::int64_t>(n, 0);
+  subscriber.seek_before = head + 1;
+}
+
+void Hub::seek_back(Subscriber& subscriber, Store& store) {
+  const int page =
+      static_cast<int>(std::min<std::int64_t>(kCatchUpPage, subscriber.seek_remaining));
+  const auto ids = store.ids_before(subscriber.seek_before, subscriber.topics, page);
+  if (!ids.empty()) subscriber.seek_before = ids.back();
+  subscriber.seek_remaining -= static_cast<std::int64_t>(ids.size());
+  if (static_cast<int>(ids.size()) < page) {  // fewer than N stored: all of them
+    subscriber.seek_remaining = 0;
+    subscriber.cursor = 0;
+  } else if (subscriber.seek_remaining == 0) {
+    subscriber.cursor = subscriber.seek_before - 1;
+  }
+}
+
 bool Hub::catch_up(Subscriber& subscriber, Store& store, EventId head) {
   if (subscriber.live || subscriber.overflowed) return subscriber.live;
+  if (subscriber.seek_remaining > 0) {
+    seek_back(subscriber, store);
+    return false;  // one page of work per call; catch-up proper starts on the next
+  }
   if (subscriber.cursor >= head) {
     go_live(subscriber);
     return true;

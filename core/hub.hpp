@@ -18,7 +18,11 @@ struct Subscriber {
   std::vector<std::string> topics;  // empty: every topic
   FrameQueue queue;
   EventId cursor = 0;  // the newest id queued to this subscriber (catch-up resumes after it)
-  bool live = false;   // in the live list: receives events as they are broadcast
+  // last=N over a topic filter: matching events still to count back from `seek_before` before
+  // catch-up can start; the walk goes one page per catch_up call, like catch-up itself.
+  std::int64_t seek_remaining = 0;
+  EventId seek_before = 0;
+  bool live = false;  // in the live list: receives events as they are broadcast
   bool overflowed = false;
   std::size_t live_index = 0;  // position in Hub's live list while live
   bool wants(std::string_view topic) const;
@@ -51,8 +55,12 @@ class Hub {
   // Queues the next catch-up page for a subscriber that is not live yet: stored events with
   // cursor < id <= `head` (the newest id already broadcast). Once it has reached `head` the
   // subscriber joins the live list, so every later event reaches it exactly once. Returns true when
-  // the subscriber is live. Reads at most one page, so the service loop never stalls.
+  // the subscriber is live. Reads at most one page, so the service loop never stalls; while the
+  // subscriber still seeks back (seek_remaining > 0) that page is a page of ids walked back.
   bool catch_up(Subscriber& subscriber, Store& store, EventId head);
+  // Starts last=N for a subscriber with a topic filter: catch-up begins after the Nth newest
+  // matching event at or below `head`, found page by page.
+  static void seek_last(Subscriber& subscriber, std::int64_t n, EventId head);
 
   void remove(Subscriber& subscriber);  // leaves the live list (no-op when not live)
   std::size_t live_count() const { return m_live.size(); }
@@ -63,6 +71,7 @@ class Hub {
 
  private:
   void go_live(Subscriber& subscriber);
+  static void seek_back(Subscriber& subscriber, Store& store);
   bool has_room(const Subscriber& subscriber, std::size_t bytes) const;
 
   QueueLimits m_limits;

@@ -131,11 +131,11 @@ bool Server::Impl::open_subscription(Session& session) {
   }
   if (since) {
     session.cursor = std::min<EventId>(*since, head);
+  } else if (last && !session.topics.empty()) {
+    Hub::seek_last(session, *last, head);  // walked back page by page: never one long query
   } else if (last) {
-    session.cursor = *last == 0 ? head
-                                : read_store->cursor_for_last(
-                                      static_cast<int>(std::min<std::int64_t>(*last, INT32_MAX)),
-                                      session.topics);
+    // Ids have no holes (only the oldest rows are ever deleted), so the last N follow head - N.
+    session.cursor = std::max<EventId>(0, head - *last);
   } else {
     session.cursor = head;
   }
@@ -270,7 +270,14 @@ int Server::Impl::on_writeable(Session& session) {
       session.queue.size() < options.client_queue / 4) {
     hub.catch_up(session, *read_store, head);
   }
-  if (!session.queue.front_ready()) return 0;
+  if (!session.queue.front_ready()) {
+    // A page walked back for last= queues nothing: come back for the next one.
+    if (session.role == Role::subscriber && !session.live && session.close_code == 0 &&
+        session.queue.empty()) {
+      lws_callback_on_writable(session.wsi);
+    }
+    return 0;
+  }
   // Coalesce queued frames into one raw write: server frames are unmasked, so their bytes are
   // complete as built and one syscall can carry many of them.
   std::size_t total = 0;

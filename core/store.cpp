@@ -382,21 +382,20 @@ std::int64_t Store::file_bytes() {
   return bytes;
 }
 
-EventId Store::cursor_for_last(int n, const std::vector<std::string>& topics) {
-  if (n <= 0) return last_id();  // nothing follows the newest id
-  if (topics.empty()) {
-    // Ids are assigned without holes and only the oldest rows are ever deleted, so the last N
-    // follow last_id - N: no OFFSET walk over N index entries on the caller's thread.
-    return std::max<EventId>(0, last_id() - n);
-  }
-  std::string sql = "SELECT id FROM events";
-  if (!topics.empty()) sql += " WHERE topic IN " + topic_list(topics.size());
-  sql += " ORDER BY id DESC LIMIT 1 OFFSET ?";
+std::vector<EventId> Store::ids_before(EventId before, const std::vector<std::string>& topics,
+                                       int limit) {
+  // With an IN list SQLite reads at most `limit` index entries per topic and sorts those.
+  std::string sql = "SELECT id FROM events WHERE id < ?";
+  if (!topics.empty()) sql += " AND topic IN " + topic_list(topics.size());
+  sql += " ORDER BY id DESC LIMIT ?";
   Statement statement(m_db, sql.c_str());
   Run run(statement);
+  run.bind(before);
   for (const auto& topic : topics) run.bind(std::string_view(topic));
-  run.bind(std::int64_t{n} - 1);
-  return run.step() ? run.int64(0) - 1 : 0;
+  run.bind(std::int64_t{std::clamp(limit, 1, kMaxQueryLimit)});
+  std::vector<EventId> ids;
+  while (run.step()) ids.push_back(run.int64(0));
+  return ids;
 }
 
 EventId Store::cursor_for_time(std::int64_t time_us) {

@@ -102,9 +102,10 @@ class Store {
   StoreStats stats();
   std::int64_t file_bytes();  // main db file + WAL; 0 for in-memory stores (no scan)
   EventId last_id();
-  // The id of the Nth newest event matching `topics` minus one, i.e. the cursor from which the
-  // last N events follow (0 when fewer than N are stored).
-  EventId cursor_for_last(int n, const std::vector<std::string>& topics);
+  // Up to `limit` ids below `before` among `topics` (all when empty), newest first: a bounded
+  // step for walking back over a topic filter (see Hub::catch_up) instead of one OFFSET walk.
+  std::vector<EventId> ids_before(EventId before, const std::vector<std::string>& topics,
+                                  int limit);
   // The greatest id whose time is before `time_us` (the cursor for "since TIME"); 0 when none.
   // Times follow ids unless the system clock stepped back; then the newest-by-time event wins.
   EventId cursor_for_time(std::int64_t time_us);

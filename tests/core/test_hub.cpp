@@ -134,6 +134,33 @@ TEST_CASE("hub::catch_up") {
     CHECK(s.live);
     CHECK(drain_ids(s).size() == 10);
   }
+  SUBCASE("last=N over a topic filter walks back a page per call, then catches up") {
+    auto last_n = [&](std::vector<std::string> topics, std::int64_t n, int& calls) {
+      Subscriber s;
+      s.topics = std::move(topics);
+      Hub::seek_last(s, n, head);
+      std::vector<EventId> received;
+      for (calls = 0; calls < 20 && !s.live; ++calls) {
+        hub.catch_up(s, store, head);
+        for (auto id : drain_ids(s)) received.push_back(id);
+      }
+      CHECK(s.live);
+      return received;
+    };
+    int calls = 0;
+    std::vector<EventId> expected;
+    for (EventId id = 301; id <= 600; ++id) expected.push_back(id);  // topic a is ids 1..600
+    CHECK(last_n({"a"}, 300, calls) == expected);
+    CHECK(calls == 4);  // back 256, back 44, then forward 256 and 44
+    expected.clear();
+    for (EventId id = 596; id <= 610; ++id) expected.push_back(id);  // b is 601..610
+    CHECK(last_n({"a", "b"}, 15, calls) == expected);
+    expected.clear();
+    for (EventId id = 601; id <= 610; ++id) expected.push_back(id);
+    CHECK(last_n({"b"}, 50, calls) == expected);  // fewer than N stored: all of them
+    CHECK(last_n({"b"}, 0, calls).empty());
+    CHECK(last_n({"nope"}, 5, calls).empty());
+  }
   SUBCASE("one page at a time, bounded by half the queue") {
     Hub small(QueueLimits{100, 64 << 20}, sink);
     Subscriber s;

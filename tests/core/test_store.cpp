@@ -273,22 +273,19 @@ TEST_CASE("store: get") {
   CHECK_FALSE(store.get(-1).has_value());
 }
 
-TEST_CASE("store: cursor_for_last") {
+TEST_CASE("store: ids_before") {
   Store store(":memory:");
-  CHECK(store.cursor_for_last(5, {}) == 0);
+  CHECK(store.ids_before(100, {}, 5).empty());
   fill(store, 10);
-  CHECK(store.cursor_for_last(3, {}) == 7);
-  CHECK(store.cursor_for_last(10, {}) == 0);
-  CHECK(store.cursor_for_last(11, {}) == 0);
-  CHECK(store.cursor_for_last(0, {}) == 10);
+  using Ids = std::vector<EventId>;
+  CHECK(store.ids_before(11, {}, 3) == Ids{10, 9, 8});
+  CHECK(store.ids_before(3, {}, 5) == Ids{2, 1});
+  CHECK(store.ids_before(1, {}, 5).empty());
   // Topic b holds ids 1, 4, 7, 10.
-  CHECK(store.cursor_for_last(2, {"b"}) == 6);
-  CHECK(store.cursor_for_last(5, {"b"}) == 0);
-  CHECK(store.cursor_for_last(3, {"a", "b"}) == 6);  // a and b: ..., 6, 7, 9, 10
-  Query query;
-  query.after = store.cursor_for_last(2, {"b"});
-  query.topics = {"b"};
-  CHECK(ids_of(store.query(query)) == std::vector<EventId>{7, 10});
+  CHECK(store.ids_before(11, {"b"}, 2) == Ids{10, 7});
+  CHECK(store.ids_before(7, {"b"}, 5) == Ids{4, 1});
+  CHECK(store.ids_before(11, {"a", "b"}, 4) == Ids{10, 9, 7, 6});  // a: 3, 6, 9; b: 1, 4, 7, 10
+  CHECK(store.ids_before(11, {"nope"}, 4).empty());
 }
 
 TEST_CASE("store: cursor_for_time") {

@@ -278,6 +278,49 @@ class CatchUpHandoverTest(ServerTestCase):
             self.assertEqual(event["data"], {"i": data_of[event["id"]]})
         await sub.expect_silence(0.2)
 
+    async def test_last_n_over_a_topic_spans_pages_under_live_load(self):
+        # 700 of topic a among 1400 stored: last=600 walks back three pages of ids, then catches
+        # up forward, while publishing goes on; exactly the last 600 a's, then every later a.
+        server = self.start_server("--client-queue", "16384")
+        pub = await self.publisher(server)
+        topic_of = {}
+
+        async def publish(count, start):
+            frames = [{"type": "event", "topic": "ab"[(start + k) % 2], "data": {"i": start + k}}
+                      for k in range(count)]
+            for frame, reply in zip(frames, await pub.pipeline(frames)):
+                self.assertEqual(reply.type, "ack", reply)
+                topic_of[reply["id"]] = frame["topic"]
+
+        await publish(1400, 0)
+        stop = asyncio.Event()
+
+        async def keep_publishing():
+            for batch in range(500):  # bounded
+                if stop.is_set():
+                    return
+                await publish(10, 1400 + 10 * batch)
+                await asyncio.sleep(0.002)
+
+        publishing = asyncio.ensure_future(keep_publishing())
+        await async_wait_for(lambda: len(topic_of) >= 1500, 10, what="live publishing to start")
+        sub = await self.subscribe(server, "topic=a&last=600")
+        head_at_connect = sub.last_id
+        a_ids = sorted(i for i, t in topic_of.items() if t == "a" and i <= head_at_connect)
+        received = await sub.events_until(a_ids[-1], timeout=30)
+        await async_wait_for(lambda: max(topic_of) >= head_at_connect + 200 or publishing.done(),
+                             15, what="publishing past the hand-over")
+        stop.set()
+        await asyncio.wait_for(publishing, 15)
+        final_a = max(i for i, t in topic_of.items() if t == "a")
+        received += await sub.events_until(final_a, timeout=30)
+
+        expected = a_ids[-600:] + sorted(
+            i for i, t in topic_of.items() if t == "a" and i > head_at_connect)
+        self.assertEqual([e["id"] for e in received], expected)
+        self.assertTrue(all(e["topic"] == "a" for e in received))
+        await sub.expect_silence(0.2)
+
 
 if __name__ == "__main__":
     unittest.main()
