@@ -37,10 +37,8 @@ std::string Server::Impl::health_json(bool full) {
   std::string out = "{\"status\":\"ok\",\"version\":\"" EVSTREAM_VERSION "\"";
   out += ",\"uptime_s\":" + std::to_string((now_unix_us() - started_us) / 1'000'000);
   if (!full) return out + "}";
-  std::size_t subscribers = 0;
-  for (const auto& [id, session] : sessions) subscribers += session->role == Role::subscriber;
-  out += ",\"subscribers\":" + std::to_string(subscribers);
-  out += ",\"publishers\":" + std::to_string(sessions.size() - subscribers);
+  out += ",\"subscribers\":" + std::to_string(sessions.size() - publisher_sessions);
+  out += ",\"publishers\":" + std::to_string(publisher_sessions);
   const std::int64_t events_total =
       events_at_start + static_cast<std::int64_t>(counters.events_in) - writer->retention_deleted();
   out += ",\"events_total\":" + std::to_string(events_total);
@@ -63,12 +61,11 @@ void Server::Impl::record_store_samples() {
 
 std::string Server::Impl::metrics_text() {
   record_store_samples();
-  std::uint64_t subscribers = 0;
-  for (const auto& [id, session] : sessions) subscribers += session->role == Role::subscriber;
+  const std::uint64_t subscribers = sessions.size() - publisher_sessions;
   PromText prom;
   prom.family("evstream_connections", "gauge", "Open WebSocket connections by kind.");
   prom.sample("evstream_connections", "kind=\"subscriber\"", subscribers);
-  prom.sample("evstream_connections", "kind=\"publisher\"", sessions.size() - subscribers);
+  prom.sample("evstream_connections", "kind=\"publisher\"", std::uint64_t{publisher_sessions});
   prom.family("evstream_connections_total", "counter", "WebSocket connections accepted by kind.");
   prom.sample("evstream_connections_total", "kind=\"subscriber\"",
               metrics.subscriber_connections_total);
@@ -111,10 +108,11 @@ std::string Server::Impl::metrics_text() {
   prom.histogram("evstream_ingest_to_enqueue_seconds",
                  "From accepting an event to queueing it for subscribers (includes the commit).",
                  metrics.ingest_to_enqueue_us, latency_bounds_us(), 1e6);
-  prom.histogram("evstream_delivery_seconds",
-                 "From accepting an event to writing it into a live subscriber's socket; one sample "
-                 "per event and subscriber.",
-                 metrics.delivery_us, latency_bounds_us(), 1e6);
+  prom.histogram(
+      "evstream_delivery_seconds",
+      "From accepting an event to writing it into a live subscriber's socket; one sample "
+      "per event and subscriber.",
+      metrics.delivery_us, latency_bounds_us(), 1e6);
   prom.gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
              static_cast<double>(rss_bytes()));
   prom.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.",

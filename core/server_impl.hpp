@@ -158,6 +158,7 @@ struct Server::Impl final : HubSink {
   std::unordered_map<std::uint64_t, lws*> http_pending;  // HTTP tag -> connection awaiting store
   std::uint64_t next_http_tag = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
+  std::size_t publisher_sessions = 0;  // of `sessions`, kept so health never walks them all
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
   std::uint64_t next_connection_id = 1;
   EventId head = 0;

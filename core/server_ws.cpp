@@ -87,6 +87,7 @@ int Server::Impl::on_established(lws* wsi, Session** slot) {
   session.connected_us = session.last_rx_us = now_unix_us();
   *slot = &session;
   sessions.emplace(session.id, std::move(owned));
+  publisher_sessions += session.role == Role::publisher;
   ++counters.connections_total;
   ++(session.role == Role::publisher ? metrics.publisher_connections_total
                                      : metrics.subscriber_connections_total);
@@ -332,6 +333,7 @@ void Server::Impl::on_closed(Session& session) {
                           {"path", session.path},
                           {"reason", reason},
                           {"duration_ms", (now_unix_us() - session.connected_us) / 1000}});
+  publisher_sessions -= session.role == Role::publisher;
   sessions.erase(session.id);
 }
 
