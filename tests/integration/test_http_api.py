@@ -6,7 +6,7 @@ import json
 import unittest
 from urllib.parse import quote
 
-from evtest import ServerTestCase, raw_member, wait_for
+from evtest import RECV_TIMEOUT, ServerTestCase, async_wait_for, raw_member, wait_for
 
 
 def http_request(server, method, path, body=None, headers=None, timeout=10, context=None):
@@ -250,6 +250,16 @@ class OtherEndpointsTest(HttpTestCase):
         self.assertEqual(health["last_event_id"], 1)
         self.assertGreater(health["rss_bytes"], 0)
         self.assertIn("queue_depth", health["db"])
+        self.assertEqual((health["subscribers"], health["publishers"]), (0, 0))
+        subs = [await self.subscribe(server) for _ in range(2)]
+        pub = await self.publisher(server)
+        health = self.get(server, "/api/health")
+        self.assertEqual((health["subscribers"], health["publishers"]), (2, 1))
+        await pub.close()
+        await subs[0].close()
+        await async_wait_for(
+            lambda: (lambda h: (h["subscribers"], h["publishers"]) == (1, 0))(
+                self.get(server, "/api/health")), RECV_TIMEOUT, what="counts after two left")
 
     async def test_metrics(self):
         server = self.start_server()
