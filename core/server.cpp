@@ -23,6 +23,7 @@ constexpr std::int64_t kPhaseTickUs = 50'000;
 // Subscribers send little (pongs), so a small rx buffer keeps idle connections cheap; larger
 // publish frames arrive in several fragments and are reassembled.
 constexpr std::size_t kRxBufferSize = 1024;
+constexpr lws_retry_bo_t kNoIdlePolicy{};
 
 // Lets a 10k-subscriber server use every fd the hard limit allows.
 void raise_fd_limit() {
@@ -129,6 +130,9 @@ void Server::Impl::create_context() {
   info.protocols = protocols.data();
   info.pvo = &pvo;
   info.mounts = &mount;
+  // Liveness is ours (JSON pings, 2 x --ping-interval): without lws' own idle policy no
+  // connection carries a validity timer, which lws keeps in one sorted list per thread.
+  info.retry_and_idle_policy = &kNoIdlePolicy;
   info.user = this;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   if (!options.cert_path.empty()) {
