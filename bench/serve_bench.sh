@@ -5,9 +5,11 @@
 #   b: 1,000 subscribers, 200 events/s of 512 B       (latency, loss)
 #   c: 100 subscribers, publisher as fast as acks go  (delivered messages/s)
 #   d: 10,000 idle subscribers                         (server RSS per subscriber)
+#   w: scenario a with bench/ws_latency.js (Node's ws) as the generator: a cross-check with a
+#      client that is not this project's code
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
-# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d"),
+# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w"),
 #      THREADS (2: loadtest's receiving threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,39 @@ stop_server() {
   wait "$SERVER_PID" || true
 }
 
+scrape_metrics() {
+  /usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1].replace("ws://", "http://") + "/metrics").read().decode())' "$URL"
+}
+
+# The server's own view from /metrics: the share of deliveries written within 2 ms and 20 ms.
+server_delivery() {
+  /usr/bin/python3 -c '
+import json, re, sys
+buckets = {float(le): float(n) for le, n in
+           re.findall(r"^evstream_delivery_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)$",
+                      sys.argv[1], re.M)}
+total = max(buckets.values(), default=0)
+print(json.dumps({f"server_delivered_within_{name}": round(buckets.get(s, 0) / total, 4)
+                  if total else None for name, s in (("2ms", 0.002), ("20ms", 0.02))}))' "$1"
+}
+
+# Scenario a driven by Node's ws instead of evstream loadtest.
+ws_scenario() {
+  start_server
+  local report metrics
+  report=$(NODE_PATH=/usr/share/nodejs node bench/ws_latency.js --url "$URL" --clients 100 \
+    --rate 10 --size 1024 --duration "${DURATION%s}")
+  metrics=$(scrape_metrics)
+  stop_server
+  /usr/bin/python3 -c '
+import json, sys, datetime
+r = json.loads(sys.argv[1])
+r.update(json.loads(sys.argv[2]))
+r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z"})
+print(json.dumps(r))' "$report" "$(server_delivery "$metrics")"
+}
+
 scenario() {
   local name=$1
   shift
@@ -40,18 +75,11 @@ scenario() {
   report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' \
     --threads "${THREADS:-2}" "$@" || true)
   local metrics
-  metrics=$(/usr/bin/python3 -c 'import sys, urllib.request
-print(urllib.request.urlopen(sys.argv[1].replace("ws://", "http://") + "/metrics").read().decode())' "$URL")
+  metrics=$(scrape_metrics)
   stop_server
   /usr/bin/python3 -c '
-import json, re, sys, datetime
+import json, sys, datetime
 r = json.loads(sys.argv[3])
-buckets = {float(le): float(n) for le, n in
-           re.findall(r"^evstream_delivery_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)$",
-                      sys.argv[4], re.M)}
-total = max(buckets.values(), default=0)
-def within(seconds):
-    return round(buckets.get(seconds, 0) / total, 4) if total else None
 clients = r["clients"]
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
@@ -63,16 +91,16 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "rss_growth_bytes": growth, "rss_per_client_bytes": round(growth / clients),
                   "server_cpu_percent": r["server_cpu_percent"],
                   "loadtest_cpu_percent": round(r["self_cpu_percent"]),
-                  "server_delivered_within_2ms": within(0.002),
-                  "server_delivered_within_20ms": within(0.02),
-                  "error": r.get("error")}))' "$name" "$*" "$report" "$metrics"
+                  **json.loads(sys.argv[4]),
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$(server_delivery "$metrics")"
 }
 
-for s in ${SCENARIOS:-a b c d}; do
+for s in ${SCENARIOS:-a b c d w}; do
   case $s in
     a) scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
     b) scenario b --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 ;;
     c) scenario c --clients 100 --rate 0 --size 256 --duration 5s ;;
     d) scenario d --clients 10000 --rate 1 --size 256 --duration 2s ;;
+    w) ws_scenario ;;
   esac
 done
