@@ -306,6 +306,9 @@ class CatchUpHandoverTest(ServerTestCase):
         await async_wait_for(lambda: len(topic_of) >= 1500, 10, what="live publishing to start")
         sub = await self.subscribe(server, "topic=a&last=600")
         head_at_connect = sub.last_id
+        # Acks come in id order: once one past head is in, every topic up to head is known.
+        await async_wait_for(lambda: max(topic_of) >= head_at_connect, 10,
+                             what="the acks of everything up to head")
         a_ids = sorted(i for i, t in topic_of.items() if t == "a" and i <= head_at_connect)
         received = await sub.events_until(a_ids[-1], timeout=30)
         await async_wait_for(lambda: max(topic_of) >= head_at_connect + 200 or publishing.done(),
