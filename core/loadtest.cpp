@@ -78,6 +78,7 @@ class Engine final : public WsHandler {
   LoadtestReport run() {
     sample_server(m_report.server_rss_before, m_before);
     if (!m_report.error.empty()) return m_report;
+    const auto delivery_before = server_delivery();
     const double cpu_start = self_cpu_seconds();
     const std::int64_t wall_start = steady_us();
     m_phase_started = steady_us();
@@ -88,6 +89,7 @@ class Engine final : public WsHandler {
                                 (static_cast<double>(steady_us() - wall_start) / 1e6);
     ProcSample after;
     sample_server(m_report.server_rss_after, after);  // before closing: connections still count
+    subtract_delivery(server_delivery(), delivery_before);
     if (m_options.server_pid != 0 && m_report.server_rss_after && m_report.server_rss_before) {
       m_report.server_cpu_percent = 100.0 * (after.cpu_seconds - m_before.cpu_seconds) /
                                     (static_cast<double>(steady_us() - wall_start) / 1e6);
@@ -183,6 +185,20 @@ class Engine final : public WsHandler {
     for (const auto& member : top_level_members(health)) {
       if (member.key == "rss_bytes") rss = std::atoll(std::string(member.value).c_str());
     }
+  }
+
+  // The server's evstream_delivery_seconds buckets now; empty when /metrics cannot be read.
+  std::vector<PromBucket> server_delivery() {
+    const auto response =
+        http_get(m_loop, m_options.url, with_token("/metrics", m_options.read_token), 5'000'000);
+    if (response.status != 200) return {};
+    return read_histogram_buckets(response.body, "evstream_delivery_seconds");
+  }
+
+  void subtract_delivery(std::vector<PromBucket> after, const std::vector<PromBucket>& before) {
+    if (after.empty() || after.size() != before.size()) return;
+    for (std::size_t i = 0; i < after.size(); ++i) after[i].count -= before[i].count;
+    m_report.server_delivery = std::move(after);
   }
 
   void tick() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/histogram.hpp"
+#include "core/metrics.hpp"
 #include "core/util.hpp"
 
 namespace evstream {
@@ -48,8 +49,13 @@ struct LoadtestReport {
   std::optional<std::int64_t> server_rss_after;
   std::optional<double> server_cpu_percent;
   double self_cpu_percent = 0;
+  // The server's own evstream_delivery_seconds over the run (after minus before, cumulative per
+  // bucket, seconds): acceptance to each socket write. Empty when /metrics could not be read.
+  std::vector<PromBucket> server_delivery;
   std::string error;  // set when the run could not happen (server unreachable)
   std::uint64_t lost() const { return expected > received ? expected - received : 0; }
+  // The share of the server's deliveries written within `seconds` (a bucket bound), if known.
+  std::optional<double> server_delivered_within(double seconds) const;
 };
 
 LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop);

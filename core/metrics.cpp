@@ -92,6 +92,29 @@ void PromText::histogram(std::string_view name, std::string_view help, const His
   sample(std::string(name) + "_count", "", histogram.count());
 }
 
+std::vector<PromBucket> read_histogram_buckets(std::string_view text, std::string_view name) {
+  const std::string prefix = std::string(name) + "_bucket{le=\"";
+  std::vector<PromBucket> buckets;
+  while (!text.empty()) {
+    const auto newline = text.find('\n');
+    const std::string_view line = text.substr(0, newline);
+    text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
+    if (!line.starts_with(prefix)) continue;
+    const auto close = line.find("\"} ", prefix.size());
+    if (close == std::string_view::npos) continue;
+    const std::string le(line.substr(prefix.size(), close - prefix.size()));
+    const std::string count(line.substr(close + 3));
+    char* end = nullptr;
+    PromBucket bucket;
+    bucket.le = le == "+Inf" ? INFINITY : std::strtod(le.c_str(), &end);
+    if (le != "+Inf" && *end != '\0') continue;
+    bucket.count = std::strtod(count.c_str(), &end);
+    if (*end != '\0') continue;
+    buckets.push_back(bucket);
+  }
+  return buckets;
+}
+
 std::string prom_label_value(std::string_view value) {
   std::string out;
   out.reserve(value.size());

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/histogram.hpp"
 
@@ -47,6 +48,16 @@ class PromText {
 
 // Label value escaping per the exposition format (backslash, double quote, newline).
 std::string prom_label_value(std::string_view value);
+
+// One cumulative bucket of a histogram read back from exposition text: upper bound in the
+// metric's unit (infinity for +Inf) and how many samples are at or below it.
+struct PromBucket {
+  double le = 0;
+  double count = 0;
+};
+// The buckets of histogram `name` in `text` (a /metrics scrape), in the order given; empty when
+// the text has none. For loadtest, which reads the server's own delivery figures.
+std::vector<PromBucket> read_histogram_buckets(std::string_view text, std::string_view name);
 
 // Bucket bounds used by /metrics: latencies 100us..10s, batch sizes 1..1024 events.
 std::span<const std::int64_t> latency_bounds_us();

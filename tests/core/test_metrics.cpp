@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "core/metrics.hpp"
 
 using namespace evstream;
@@ -57,4 +59,26 @@ TEST_CASE("metrics::bounds ascend") {
   for (auto bounds : {latency_bounds_us(), batch_size_bounds()}) {
     for (std::size_t i = 1; i < bounds.size(); ++i) CHECK(bounds[i - 1] < bounds[i]);
   }
+}
+
+TEST_CASE("metrics::read_histogram_buckets reads back what PromText writes") {
+  Histogram h;
+  h.record(50);
+  h.record(1'500);
+  h.record(30'000);
+  PromText prom;
+  prom.counter("other_total", "Other.", 7);
+  prom.histogram("lat_seconds", "Latency.", h, latency_bounds_us(), 1e6);
+  prom.histogram("lat_seconds_more", "Another one sharing the prefix.", h, latency_bounds_us(),
+                 1e6);
+  const auto buckets = read_histogram_buckets(prom.text(), "lat_seconds");
+  REQUIRE(buckets.size() == latency_bounds_us().size() + 1);
+  CHECK(buckets[0].le == doctest::Approx(0.0001));
+  CHECK(buckets[0].count == 1);
+  CHECK(buckets[4].le == doctest::Approx(0.002));  // 2 ms
+  CHECK(buckets[4].count == 2);
+  CHECK(std::isinf(buckets.back().le));
+  CHECK(buckets.back().count == 3);
+  CHECK(read_histogram_buckets(prom.text(), "missing").empty());
+  CHECK(read_histogram_buckets("x_bucket{le=\"oops\"} 1\nx_bucket{le=\"1\"} z\n", "x").empty());
 }

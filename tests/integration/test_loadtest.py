@@ -55,6 +55,8 @@ class LoadtestTest(ClientTestCase):
         self.assertRegex(out, rf"(?m)^clients\s+{CLIENTS} connected, 0 lost")
         self.assertRegex(out, r"(?m)^latency\s+p50 \S+\s+p90 \S+\s+p99 \S+\s+p99\.9 \S+\s+max \S+$")
         self.assertRegex(out, r"(?m)^server\s+rss \S+MiB -> \S+MiB")
+        self.assertRegex(out, r"(?m)^server\s+delivered within 1ms \S+%, 2ms \S+%, 20ms \S+% of "
+                              r"\d+ writes$")
         self.assertNotIn("\r", err, "no live progress when stderr is not a terminal")
         # It opened exactly --clients subscribers.
         self.assertEqual(len(self.server.find_log("connect", path="/ws/events")), CLIENTS)
@@ -72,7 +74,8 @@ class LoadtestTest(ClientTestCase):
         for field in ("clients", "connected", "disconnected", "connect_us", "latency_us",
                       "published", "expected", "received", "lost", "loss_ratio", "pings",
                       "publish_seconds", "delivered_per_s", "server_rss_before",
-                      "server_rss_after", "server_cpu_percent", "self_cpu_percent", "slo", "pass"):
+                      "server_rss_after", "server_cpu_percent", "self_cpu_percent",
+                      "server_delivery", "slo", "pass"):
             self.assertIn(field, report)
         self.assertNotIn("error", report)
         # The default checks are the acceptance targets; the exit status follows "pass".
@@ -111,6 +114,12 @@ class LoadtestTest(ClientTestCase):
             self.assertIsInstance(report[name], int)
             self.assertGreater(report[name], 1 << 20, name)
         self.assertIsNone(report["server_cpu_percent"], "only known with --server-pid")
+        # The server's own view: one delivery sample per event written to each subscriber.
+        delivery = report["server_delivery"]
+        self.assertEqual(delivery["count"], report["received"])
+        shares = [delivery["within_1ms"], delivery["within_2ms"], delivery["within_20ms"]]
+        self.assertEqual(shares, sorted(shares))
+        self.assertTrue(all(0 <= s <= 1 for s in shares), shares)
         self.assertGreaterEqual(report["self_cpu_percent"], 0)
         # The server stored what loadtest says it published.
         sub = await self.subscribe(self.server)
