@@ -38,6 +38,8 @@ struct Session : Subscriber {
   bool close_sent = false;   // our close frame is out; waiting for the peer's
   std::string close_reason;  // sent in the close frame and logged
   std::string end_reason;    // logged on disconnect when no close_code explains it
+  // A subscriber still reading the store (seeking back for last= or catching up), not closing.
+  bool catching_up() const { return role == Role::subscriber && !live && close_code == 0; }
 };
 
 // One HTTP request/response on a connection (keep-alive reuses the connection for the next).

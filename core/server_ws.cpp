@@ -267,16 +267,12 @@ int Server::Impl::on_writeable(Session& session) {
                      session.close_reason.size());
     return -1;
   }
-  if (session.role == Role::subscriber && !session.live && session.close_code == 0 &&
-      session.queue.size() < options.client_queue / 4) {
+  if (session.catching_up() && session.queue.size() < options.client_queue / 4) {
     hub.catch_up(session, *read_store, head);
   }
   if (!session.queue.front_ready()) {
     // A page walked back for last= queues nothing: come back for the next one.
-    if (session.role == Role::subscriber && !session.live && session.close_code == 0 &&
-        session.queue.empty()) {
-      lws_callback_on_writable(session.wsi);
-    }
+    if (session.catching_up() && session.queue.empty()) lws_callback_on_writable(session.wsi);
     return 0;
   }
   // Coalesce queued frames into one raw write: server frames are unmasked, so their bytes are
@@ -309,9 +305,7 @@ int Server::Impl::on_writeable(Session& session) {
     session.rx_paused = false;
     lws_rx_flow_control(session.wsi, 1);
   }
-  const bool catching_up =
-      session.role == Role::subscriber && !session.live && session.close_code == 0;
-  if (session.queue.front_ready() || catching_up || session.close_code != 0) {
+  if (session.queue.front_ready() || session.catching_up() || session.close_code != 0) {
     lws_callback_on_writable(session.wsi);
   }
   return 0;

@@ -657,20 +657,22 @@ def client_env(extra=None):
     return env
 
 
-class CliProcess:
-    """One `evstream SUBCOMMAND ...` child. Its stdout (when piped) is collected line by line by a
-    reader thread into `.lines`; stderr goes to a file. Only this object's own PID is signalled."""
+class ChildProcess:
+    """A child process whose stdout (when piped) is collected line by line by a reader thread into
+    `.lines` and whose stderr goes to a file. `label` names it in timeout messages; with
+    new_session it leads a process group of its own."""
 
-    def __init__(self, workdir, args, name="cli", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                 env=None):
+    def __init__(self, workdir, name, argv, env, label, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, cwd=None, new_session=False):
         import threading
-        self.args = list(args)
+        self.label = label
+        self.new_session = new_session
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         self.lines = []
         self.stdout_closed = stdout != subprocess.PIPE
         with open(self.stderr_path, "ab") as stderr:
-            self.proc = subprocess.Popen([evstream_bin(), *self.args], stdin=stdin, stdout=stdout,
-                                         stderr=stderr, cwd=workdir, env=client_env(env))
+            self.proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
+                                         env=env, start_new_session=new_session)
         if stdout == subprocess.PIPE:
             self._reader = threading.Thread(target=self._read_stdout, daemon=True)
             self._reader.start()
@@ -688,6 +690,27 @@ class CliProcess:
     def running(self):
         return self.proc.poll() is None
 
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    async def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """Waits (without blocking the event loop) for exit and for the end of stdout; the code."""
+        await async_wait_for(lambda: self.proc.poll() is not None and self.stdout_closed, timeout,
+                             interval=0.02, what=f"{self.label} (pid {self.pid}) to exit; "
+                                                 f"stderr: {self.stderr_text()[-800:]!r}")
+        return self.proc.returncode
+
+
+class CliProcess(ChildProcess):
+    """One `evstream SUBCOMMAND ...` child (see ChildProcess). Only its own PID is signalled."""
+
+    def __init__(self, workdir, args, name="cli", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 env=None):
+        self.args = list(args)
+        super().__init__(workdir, name, [evstream_bin(), *self.args], client_env(env),
+                         label=self.args[0], stdin=stdin, stdout=stdout, cwd=workdir)
+
     def write(self, text):
         self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
         self.proc.stdin.flush()
@@ -695,10 +718,6 @@ class CliProcess:
     def close_stdin(self):
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
-
-    def stderr_text(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
     async def wait_lines(self, count, timeout=RECV_TIMEOUT):
         """The first `count` stdout lines, once there are that many."""
@@ -711,13 +730,6 @@ class CliProcess:
         """The first match of regex `pattern` in stderr, once it appears."""
         return await async_wait_for(lambda: re.search(pattern, self.stderr_text()), timeout,
                                     what=f"{pattern!r} on the stderr of {self.args[0]}")
-
-    async def wait_exit(self, timeout=EXIT_TIMEOUT):
-        """Waits (without blocking the event loop) for exit and for the end of stdout; the code."""
-        await async_wait_for(lambda: self.proc.poll() is not None and self.stdout_closed, timeout,
-                             interval=0.02, what=f"{self.args[0]} (pid {self.pid}) to exit; "
-                                                 f"stderr: {self.stderr_text()[-500:]!r}")
-        return self.proc.returncode
 
     def send_signal(self, sig):
         if self.running():

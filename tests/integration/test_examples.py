@@ -22,13 +22,12 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
 
-from evtest import (HOST, RECV_TIMEOUT, ClientTestCase, async_wait_for, client_env, evstream_bin,
-                    free_port, require_tool)
+from evtest import (HOST, RECV_TIMEOUT, ChildProcess, ClientTestCase, async_wait_for, client_env,
+                    evstream_bin, free_port, require_tool)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -72,29 +71,13 @@ def detector_lines(*args):
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-class Child:
-    """A child process whose stdout is collected line by line (reader thread) and whose stderr
-    goes to a file. With new_session it leads a process group of its own (which this test made),
-    so a signal can go to it and every process it started, as Ctrl-C would."""
+class Child(ChildProcess):
+    """A script or make child (see ChildProcess). With new_session the group it leads is this
+    test's, so a signal can go to it and every process it started, as Ctrl-C would."""
 
     def __init__(self, workdir, name, argv, env, new_session=False):
-        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
-        self.lines = []
-        self.new_session = new_session
-        with open(self.stderr_path, "ab") as stderr:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=stderr, env=env, start_new_session=new_session)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for raw in iter(self.proc.stdout.readline, b""):
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-        self.proc.stdout.close()
-
-    def stderr_text(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        super().__init__(workdir, name, argv, env, label=os.path.basename(argv[1]),
+                         new_session=new_session)
 
     def group_alive(self):
         try:
@@ -102,13 +85,6 @@ class Child:
             return True
         except ProcessLookupError:
             return False
-
-    async def wait_exit(self, timeout):
-        await async_wait_for(lambda: self.proc.poll() is not None and not self._reader.is_alive(),
-                             timeout, interval=0.02,
-                             what=f"{os.path.basename(self.proc.args[1])} (pid {self.proc.pid}) "
-                                  f"to exit; stderr: {self.stderr_text()[-800:]!r}")
-        return self.proc.returncode
 
     def kill(self):
         if self.proc.poll() is None:
