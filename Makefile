@@ -101,7 +101,7 @@ uninstall:
 	  $(DESTDIR)$(FISHCOMPDIR)/evstream.fish
 
 format:
-	clang-format -i core/*.hpp core/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp bench/*.cpp
+	clang-format -i core/*/*.hpp core/*/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp tests/core/*/*.cpp bench/*.cpp
 
 clean:
 	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR)

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/store_writer.hpp"
+#include "core/store/writer.hpp"
 
 namespace {
 

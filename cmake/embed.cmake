@@ -1,6 +1,6 @@
 # Turns a file into a C++ source defining it as a NUL-terminated char array, so the binary carries
 # the dashboard page without reading anything at run time. Run as a script:
-#   cmake -DINPUT=core/assets/dashboard.html -DOUTPUT=build/generated/dashboard_asset.cpp -P embed.cmake
+#   cmake -DINPUT=core/server/assets/dashboard.html -DOUTPUT=build/generated/dashboard_asset.cpp -P embed.cmake
 # Each byte becomes a '\xHH' character literal: no escaping problems whatever the file holds, no
 # narrowing (a char literal is a char), and no string-literal length limit (-Woverlength-strings).
 if(NOT DEFINED INPUT OR NOT DEFINED OUTPUT)

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 namespace evstream::cmd {
 

@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
-#include "core/loadtest.hpp"
-#include "core/signals.hpp"
-#include "core/ws_client.hpp"
+#include "core/client/loadtest.hpp"
+#include "core/client/ws_client.hpp"
+#include "core/util/error.hpp"
+#include "core/util/signals.hpp"
 
 namespace evstream::cmd {
 

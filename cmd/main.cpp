@@ -3,7 +3,7 @@
 #include <map>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
+#include "core/util/error.hpp"
 
 int main(int argc, char** argv) {
   using namespace evstream;

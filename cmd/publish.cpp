@@ -3,10 +3,10 @@
 #include <memory>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
-#include "core/publisher.hpp"
-#include "core/signals.hpp"
-#include "core/ws_client.hpp"
+#include "core/client/publisher.hpp"
+#include "core/client/ws_client.hpp"
+#include "core/util/error.hpp"
+#include "core/util/signals.hpp"
 
 namespace evstream::cmd {
 

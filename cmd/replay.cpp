@@ -5,10 +5,10 @@
 #include <optional>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
-#include "core/replay.hpp"
-#include "core/signals.hpp"
-#include "core/ws_client.hpp"
+#include "core/client/replay.hpp"
+#include "core/client/ws_client.hpp"
+#include "core/util/error.hpp"
+#include "core/util/signals.hpp"
 
 namespace evstream::cmd {
 

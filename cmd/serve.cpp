@@ -3,11 +3,11 @@
 #include <memory>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
-#include "core/log.hpp"
-#include "core/server.hpp"
-#include "core/signals.hpp"
-#include "core/util.hpp"
+#include "core/server/server.hpp"
+#include "core/util/error.hpp"
+#include "core/util/log.hpp"
+#include "core/util/signals.hpp"
+#include "core/util/util.hpp"
 
 namespace evstream::cmd {
 

@@ -7,10 +7,10 @@
 #include <stdexcept>
 
 #include "cmd/commands.hpp"
-#include "core/error.hpp"
-#include "core/follower.hpp"
-#include "core/signals.hpp"
-#include "core/ws_client.hpp"
+#include "core/client/follower.hpp"
+#include "core/client/ws_client.hpp"
+#include "core/util/error.hpp"
+#include "core/util/signals.hpp"
 
 namespace evstream::cmd {
 

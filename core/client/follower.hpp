@@ -1,0 +1,44 @@
+#pragma once
+// `evstream tail`: follows /ws/events, answers pings, and on a lost connection reconnects with
+// backoff and resumes after the last id it printed, so the output has no gap and no duplicate.
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/util/util.hpp"
+#include "core/wire/event.hpp"
+
+namespace evstream {
+
+class ClientLoop;
+
+struct TailOptions {
+  WsUrl url;  // the /ws/events endpoint, without subscription parameters
+  std::vector<std::string> topics;
+  std::optional<EventId> since_id;
+  std::optional<std::int64_t> since_time_us;
+  std::optional<std::int64_t> last;  // -n: the last N stored events first
+  enum class Output { pretty, json, custom } output = Output::json;
+  bool color = false;
+  std::string format;                            // for Output::custom
+  std::optional<std::uint64_t> count;            // exit after this many events
+  std::string exec;                              // run once per event, record on its stdin
+  std::optional<std::int64_t> retry_timeout_us;  // none: retry forever
+  std::string token;
+  std::FILE* out = stdout;
+};
+
+struct TailResult {
+  enum class End { count_reached, interrupted, output_closed, unreachable } end = End::interrupted;
+  std::uint64_t events = 0;
+  std::string reason;
+};
+
+TailResult run_tail(const TailOptions& options, ClientLoop& loop);
+
+// The subscription URL path for a (re)connect: topics plus the resume point.
+std::string tail_path(const TailOptions& options, std::optional<EventId> resume_after);
+
+}  // namespace evstream

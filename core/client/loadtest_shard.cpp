@@ -1,0 +1,175 @@
+#include "core/client/loadtest_shard.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <string_view>
+
+#include "core/client/ws_client.hpp"
+
+namespace evstream {
+
+namespace {
+
+constexpr std::size_t kMaxConnecting = 256;  // adaptive ramp: never more handshakes in flight
+constexpr std::int64_t kTickUs = 20'000;
+constexpr std::int64_t kCloseWaitUs = 2'000'000;
+constexpr std::string_view kTimeMarker = R"("data":{"t":)";
+
+std::int64_t steady_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+class LoadtestSubscriber final : public WsHandler {
+ public:
+  LoadtestSubscriber(LoadtestShard& shard, ClientLoop& loop)
+      : m_shard(shard), m_connection(loop, *this) {}
+  void start(const WsUrl& url) {
+    m_started_us = steady_us();
+    m_connection.connect(url);
+  }
+  void close() { m_connection.close(); }
+  bool connected() const { return m_connection.is_open() || m_connection.is_connecting(); }
+  bool alive() const { return ready && !lost; }
+
+  void on_message(WsConnection& connection, std::string_view text) override {
+    const auto marker = text.find(kTimeMarker);
+    if (marker != std::string_view::npos && text.starts_with(R"({"type":"event")")) {
+      const char* start = text.data() + marker + kTimeMarker.size();
+      ++received;
+      m_shard.event_received(steady_us() - std::strtoll(start, nullptr, 10));
+      return;
+    }
+    if (!text.starts_with(R"({"type":"ping")")) return;
+    if (!ready) {
+      ready = true;
+      m_shard.subscriber_ready(steady_us() - m_started_us);
+    } else {
+      m_shard.ping_received();
+    }
+    connection.send(R"({"type":"pong"})");
+  }
+
+  void on_closed(WsConnection&, const std::string&) override {
+    if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
+    lost = true;
+    m_shard.subscriber_lost(ready, received);
+  }
+
+  bool ready = false;
+  bool lost = false;
+  std::uint64_t received = 0;
+
+ private:
+  LoadtestShard& m_shard;
+  WsConnection m_connection;
+  std::int64_t m_started_us = 0;
+};
+
+LoadtestShard::LoadtestShard(ClientLoop& loop, LoadtestTally& tally, WsUrl url, std::size_t clients,
+                             double ramp, std::int64_t start_us, std::function<void()> on_event)
+    : m_loop(loop),
+      m_tally(tally),
+      m_url(std::move(url)),
+      m_clients(clients),
+      m_ramp(ramp),
+      m_start_us(start_us),
+      m_on_event(std::move(on_event)) {}
+
+LoadtestShard::~LoadtestShard() = default;
+
+void LoadtestShard::open_due(std::int64_t now_us) {
+  std::size_t allowed = m_clients;
+  if (m_ramp > 0) {
+    const double elapsed_s = static_cast<double>(now_us - m_start_us) / 1e6;
+    allowed = std::min(allowed, static_cast<std::size_t>(m_ramp * elapsed_s) + 1);
+  }
+  while (m_subscribers.size() < allowed && m_connecting < kMaxConnecting) {
+    m_subscribers.push_back(std::make_unique<LoadtestSubscriber>(*this, m_loop));
+    ++m_connecting;
+    m_subscribers.back()->start(m_url);
+  }
+}
+
+void LoadtestShard::run_until_stopped() {
+  std::function<void()> tick = [this, &tick] {
+    if (m_stop.load()) return;
+    open_due(steady_us());
+    if (!all_opened()) m_loop.after(kTickUs, tick);
+  };
+  tick();
+  m_loop.run([this] { return m_stop.load(); });
+  close_all();
+}
+
+void LoadtestShard::stop() {
+  m_stop.store(true);
+  m_loop.wake();
+}
+
+void LoadtestShard::close_all() {
+  m_closing = true;
+  for (auto& subscriber : m_subscribers) subscriber->close();
+  bool timed_out = false;
+  const auto timer = m_loop.after(kCloseWaitUs, [&timed_out] { timed_out = true; });
+  m_loop.run([&] {
+    return timed_out || std::none_of(m_subscribers.begin(), m_subscribers.end(),
+                                     [](const auto& s) { return s->connected(); });
+  });
+  m_loop.cancel_timer(timer);
+}
+
+Histogram LoadtestShard::latency_snapshot() const {
+  std::lock_guard lock(m_latency_mutex);
+  return m_latency_us;
+}
+
+void LoadtestShard::merge_into(Histogram& latency, Histogram& connect, std::uint64_t& pings,
+                               std::uint64_t& received_by_alive, std::size_t& alive) const {
+  {
+    std::lock_guard lock(m_latency_mutex);
+    latency.merge(m_latency_us);
+  }
+  connect.merge(m_connect_us);
+  pings += m_pings;
+  for (const auto& subscriber : m_subscribers) {
+    if (!subscriber->alive()) continue;
+    received_by_alive += subscriber->received;
+    ++alive;
+  }
+}
+
+void LoadtestShard::subscriber_ready(std::int64_t connect_us) {
+  --m_connecting;
+  m_connect_us.record(connect_us);
+  ++m_tally.alive;
+  ++m_tally.connected;
+}
+
+void LoadtestShard::subscriber_lost(bool was_ready, std::uint64_t received) {
+  if (was_ready) {
+    // received_alive first: a reader between the two sees too many alive, never too few, so
+    // the engine cannot think everyone has everything while someone does not.
+    m_tally.received_alive -= received;
+    --m_tally.alive;
+    ++m_tally.disconnected;
+  } else {
+    --m_connecting;
+    ++m_tally.failed;
+  }
+}
+
+void LoadtestShard::event_received(std::int64_t latency_us) {
+  {
+    std::lock_guard lock(m_latency_mutex);
+    m_latency_us.record(latency_us);
+  }
+  ++m_tally.received;
+  ++m_tally.received_alive;
+  if (m_on_event) m_on_event();
+}
+
+}  // namespace evstream

@@ -1,0 +1,141 @@
+// GET /api/events: parameters, paging and the page body. The contract is in api.hpp.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "core/server/api.hpp"
+#include "core/util/error.hpp"
+#include "core/util/util.hpp"
+#include "core/wire/json_text.hpp"
+
+namespace evstream {
+
+namespace {
+
+constexpr std::string_view kTimeForms =
+    "expected an RFC 3339 time (2026-11-25T17:01:12Z) or a duration ago (30s, 5m, 1h, 7d)";
+
+std::optional<std::int64_t> parse_whole(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::string bad(std::string_view name, std::string_view value, std::string_view expected) {
+  return "bad " + std::string(name) + "=" + std::string(value) + ": " + std::string(expected);
+}
+
+// RFC 3339, or a duration ago. A '+' in an unencoded offset reaches us as a space (query decoding
+// turns '+' into ' '), so "...T10:00:00 02:00" is read as "+02:00".
+std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_us) {
+  if (auto time = parse_rfc3339(text)) return time;
+  if (const auto space = text.rfind(' '); space != std::string_view::npos && space > 10) {
+    std::string fixed(text);
+    fixed[space] = '+';
+    if (auto time = parse_rfc3339(fixed)) return time;
+  }
+  // A bare number would be ambiguous (seconds ago? a Unix time? an id?), so a unit is required.
+  if (text.empty() || !std::isalpha(static_cast<unsigned char>(text.back()))) return std::nullopt;
+  try {
+    return now_us - parse_duration_us(text);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::int64_t now_us) {
+  Query query;
+  query.limit = kDefaultPageLimit;
+  query.order = Order::desc;
+  for (const auto& [name, value] : args) {
+    if (name == "after" || name == "before") {
+      const auto id = parse_whole(value);
+      if (!id) return bad(name, value, "expected an event id (a whole number, 0 or more)");
+      (name == "after" ? query.after : query.before) = *id;
+    } else if (name == "since" || name == "until") {
+      const auto time = parse_time(value, now_us);
+      if (!time && parse_whole(value)) {
+        return bad(name, value,
+                   std::string(kTimeForms) + "; for event ids use " +
+                       (name == "since" ? "after=" : "before="));
+      }
+      if (!time) return bad(name, value, kTimeForms);
+      (name == "since" ? query.since_us : query.until_us) = *time;
+    } else if (name == "topic") {
+      if (auto error = topic_error(value); !error.empty()) return bad(name, value, error);
+      if (std::find(query.topics.begin(), query.topics.end(), value) == query.topics.end()) {
+        query.topics.push_back(value);
+      }
+    } else if (name == "limit") {
+      const auto limit = parse_whole(value);
+      if (!limit || *limit < 1) {
+        return bad(name, value,
+                   "expected a whole number from 1 to " + std::to_string(kMaxQueryLimit));
+      }
+      query.limit = static_cast<int>(std::min<std::int64_t>(*limit, kMaxQueryLimit));
+    } else if (name == "order") {
+      if (value != "asc" && value != "desc") return bad(name, value, "expected asc or desc");
+      query.order = value == "asc" ? Order::asc : Order::desc;
+    } else if (name != "token") {
+      return "unknown parameter " + json_quote(name) +
+             ": use after, before, since, until, topic, limit, order";
+    }
+  }
+  return query;
+}
+
+Query next_page_query(const Query& query, EventId last_id) {
+  Query next = query;
+  if (query.order == Order::desc) {
+    next.before = last_id;
+  } else {
+    next.after = last_id;
+  }
+  return next;
+}
+
+std::string events_url(const Query& query) {
+  std::string url = "/api/events?";
+  if (query.after) url += "after=" + std::to_string(*query.after) + "&";
+  if (query.before) url += "before=" + std::to_string(*query.before) + "&";
+  if (query.since_us) url += "since=" + url_encode(format_rfc3339(*query.since_us)) + "&";
+  if (query.until_us) url += "until=" + url_encode(format_rfc3339(*query.until_us)) + "&";
+  for (const auto& topic : query.topics) url += "topic=" + url_encode(topic) + "&";
+  url += "limit=" + std::to_string(query.limit);
+  url += query.order == Order::asc ? "&order=asc" : "&order=desc";
+  return url;
+}
+
+std::string events_page_json(const std::vector<Record>& records,
+                             const std::optional<std::string>& next) {
+  std::size_t size = 64;
+  for (const auto& record : records) size += record.data.size() + record.topic.size() + 80;
+  std::string out;
+  out.reserve(size);
+  out += "{\"events\":[";
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (i > 0) out += ',';
+    out += record_json(records[i]);
+  }
+  out += "],\"next\":";
+  out += next ? json_quote(*next) : "null";
+  out += '}';
+  return out;
+}
+
+std::optional<EventId> parse_event_id(std::string_view text) {
+  if (text.empty() || text.size() > 19 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto id = parse_whole(text);
+  if (!id || *id < 1) return std::nullopt;
+  return id;
+}
+
+}  // namespace evstream

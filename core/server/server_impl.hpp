@@ -1,0 +1,230 @@
+#pragma once
+// Internals of Server shared by server.cpp (context, loop, shutdown, store hand-off) and
+// ws.cpp (the WebSocket callbacks) and http.cpp (HTTP). Not part of the public API.
+#include <libwebsockets.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/server/hub.hpp"
+#include "core/server/metrics.hpp"
+#include "core/server/server.hpp"
+#include "core/store/wal.hpp"
+#include "core/store/writer.hpp"
+
+namespace evstream {
+
+enum class Role { subscriber, publisher };
+
+// One WebSocket connection. Subscribers use the inherited Subscriber part with the hub; publishers
+// use only its queue, for their replies (a placeholder holds the place of an ack not yet known, so
+// replies leave in the order the frames came).
+struct Session : Subscriber {
+  Role role = Role::subscriber;
+  lws* wsi = nullptr;
+  std::string peer;
+  std::string path;
+  std::int64_t connected_us = 0;
+  std::int64_t last_rx_us = 0;
+  std::string rx;  // reassembly of a fragmented message
+  bool rx_binary = false;
+  std::size_t in_flight = 0;  // publisher: events submitted, not yet acked
+  bool rx_paused = false;     // publisher: flow control while the window is full
+  int close_code = 0;         // set: close with this code once the queue allows
+  bool close_when_drained = false;
+  bool close_sent = false;   // our close frame is out; waiting for the peer's
+  std::string close_reason;  // sent in the close frame and logged
+  std::string end_reason;    // logged on disconnect when no close_code explains it
+  // A subscriber still reading the store (seeking back for last= or catching up), not closing.
+  bool catching_up() const { return role == Role::subscriber && !live && close_code == 0; }
+};
+
+// One HTTP request/response on a connection (keep-alive reuses the connection for the next).
+// Headers are copied in LWS_CALLBACK_HTTP: lws may not keep them until the body has arrived.
+struct HttpExchange {
+  std::string method;  // HEAD is answered as GET without the body
+  bool head_only = false;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> args;  // query, URL-decoded
+  std::string token;            // from "Authorization: Bearer" or token=; never logged
+  std::string origin;           // Origin header, empty when absent
+  std::string content_type;     // request Content-Type
+  std::string idempotency_key;  // Idempotency-Key header
+  std::size_t body_limit = 0;   // past it: 413
+  std::string body_in;
+  bool body_too_large = false;
+  // POST /api/events waits for the store: `tag` (an HTTP tag, see kHttpTagBit) names its events
+  // in StoreWriter results; the response is ready once `awaiting` reaches 0.
+  std::uint64_t tag = 0;
+  bool ndjson = false;  // reply {"ids":[...]} rather than {"id":N}
+  std::size_t awaiting = 0;
+  std::vector<std::pair<EventId, bool>> committed;  // id, duplicate; in body order
+  std::string store_error;
+  bool ready = false;  // body_out is final; HTTP_WRITEABLE may send it
+  unsigned status = 200;
+  std::string content_type_out = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers_out;  // extra response headers
+  std::string body_out;
+  std::size_t sent = 0;
+  bool headers_sent = false;
+};
+
+// Queued frames are coalesced into writes of at most this much; lws is told the same limit
+// (tx_packet_size), or it would send only rx_buffer_size bytes and buffer the rest for a second
+// syscall on the next writable round.
+inline constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
+
+// StoreWriter tags with this bit set belong to HTTP exchanges (the rest are WebSocket connection
+// ids), so deliver_committed can tell the two apart.
+inline constexpr std::uint64_t kHttpTagBit = std::uint64_t{1} << 63;
+
+struct Counters {
+  std::uint64_t connections_total = 0;
+  std::uint64_t events_in = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t rejected_frames = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t dead_clients = 0;
+  std::uint64_t refused_connections = 0;
+};
+
+// A sul with a way back to its owner: lws hands the callback only the sul pointer.
+struct ServerTimer {
+  lws_sorted_usec_list_t sul{};  // first member, so a sul* converts back to ServerTimer*
+  Server::Impl* owner = nullptr;
+};
+
+struct Server::Impl final : HubSink {
+  Impl(ServerOptions options, Logger& logger);
+  ~Impl() override;
+
+  // server.cpp
+  void create_context();
+  void run();
+  void on_wake();  // EVENT_WAIT_CANCELLED: store results and stop requests
+  void deliver_committed();
+  void on_ping_timer();
+  void begin_drain();
+  void begin_closing();
+  bool publishers_idle() const;
+  std::string url() const;
+
+  // http.cpp
+  int on_http_start(lws* wsi);
+  int on_http_request(lws* wsi, HttpExchange& exchange);
+  void route_http(lws* wsi, HttpExchange& exchange);
+  int on_http_writeable(lws* wsi, HttpExchange& exchange);
+  void on_http_closed(lws* wsi);
+  bool origin_allowed(lws* wsi, std::string_view origin) const;
+  enum class Access { read, publish };
+  bool authorized(Access access, std::string_view token) const;
+
+  // api_routes.cpp
+  std::string health_json(bool full);
+  std::string metrics_text();
+  void get_events(HttpExchange& exchange);
+  void get_event(HttpExchange& exchange, std::string_view id_text);
+  void post_events(lws* wsi, HttpExchange& exchange);
+  void on_http_committed(const Committed& committed);
+  void finish_post(HttpExchange& exchange);
+  void record_store_samples();
+
+  // ws.cpp
+  int on_confirm_upgrade(lws* wsi);
+  int on_established(lws* wsi, Session** slot);
+  int on_receive(Session& session, const char* in, std::size_t len);
+  int on_writeable(Session& session);
+  void on_closed(Session& session);
+  void on_peer_close(Session& session, const unsigned char* in, std::size_t len);
+  void handle_subscriber_message(Session& session, std::string_view text);
+  void handle_publish(Session& session, std::string_view text);
+  bool open_subscription(Session& session);
+  void reply(Session& session, std::string_view payload);
+  void close_later(Session& session, int code, std::string reason, bool after_drain);
+  void wake(Subscriber& subscriber) override;
+  void overflowed(Subscriber& subscriber) override;
+
+  ServerOptions options;
+  Logger& log;
+  std::string store_path;  // the path both connections open (a shared-cache URI for :memory:)
+  std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
+  std::unique_ptr<Store> read_store;
+  std::unique_ptr<StoreWriter> writer;
+  Hub hub;
+  Counters counters;
+  ServerMetrics metrics;
+  std::unordered_map<std::uint64_t, lws*> http_pending;  // HTTP tag -> connection awaiting store
+  std::uint64_t next_http_tag = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
+  std::size_t publisher_sessions = 0;  // of `sessions`, kept so health never walks them all
+  std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
+  std::uint64_t next_connection_id = 1;
+  EventId head = 0;
+  std::int64_t events_at_start =
+      0;  // rows stored at startup; events_total adds events_in  // newest id broadcast: everything
+          // <= head is stored and was delivered live
+  std::int64_t started_us = 0;
+
+  enum class Phase { serving, draining, closing, done } phase = Phase::serving;
+  std::int64_t phase_deadline_us = 0;
+  std::atomic<bool> stop_requested{false};
+
+  std::vector<unsigned char> scratch;          // LWS_PRE + coalesced frames for one write
+  std::vector<std::int64_t> scratch_accepted;  // accepted_us of the broadcasts in that write
+  std::array<lws_protocols, 3> protocols{};
+  lws_protocol_vhost_options pvo_default{};
+  lws_protocol_vhost_options pvo{};
+  lws_http_mount mount{};
+  lws_retry_bo_t retry{};
+  struct ContextDeleter {
+    void operator()(lws_context* context) const { lws_context_destroy(context); }
+  };
+  std::unique_ptr<lws_context, ContextDeleter> context;
+  lws_vhost* vhost = nullptr;
+  int port = 0;
+  ServerTimer ping_timer;
+  ServerTimer phase_timer;
+};
+
+// http.cpp: the token a request presents ("Authorization: Bearer T", else ?token=T), for
+// HTTP requests and WebSocket upgrades alike; empty when none. Never log it.
+std::string request_token(lws* wsi);
+
+// The server behind any wsi of its context (the context's user pointer).
+inline Server::Impl& impl_of(lws* wsi) {
+  return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));
+}
+
+// A request header's value; empty when absent. Only valid until the upgrade completes.
+inline std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string value(static_cast<std::size_t>(len) + 1, '\0');
+  const int copied = lws_hdr_copy(wsi, value.data(), len + 1, token);
+  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
+  return value;
+}
+
+// Every "name=value" query argument, URL-decoded by lws. Only valid until the upgrade completes.
+inline std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {
+  std::vector<std::pair<std::string, std::string>> args;
+  char buf[2048];
+  for (int i = 0; i < 64; ++i) {
+    const int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n < 0) break;
+    std::string_view arg(buf, static_cast<std::size_t>(n));
+    const auto eq = arg.find('=');
+    args.emplace_back(std::string(arg.substr(0, eq)),
+                      eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1)));
+  }
+  return args;
+}
+
+int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
+int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
+
+}  // namespace evstream
