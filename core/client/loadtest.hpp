@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/server/metrics.hpp"
 #include "core/util/histogram.hpp"
 #include "core/util/util.hpp"
+#include "core/wire/prom_text.hpp"
 
 namespace evstream {
 
