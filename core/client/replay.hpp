@@ -103,14 +103,6 @@ class RestSource final : public RecordSource {
   bool m_done = false;
 };
 
-// One page of GET /api/events: its records, and whether `next` said more follow.
-struct EventsPage {
-  std::vector<Record> records;
-  bool more = false;
-};
-// Parses a page body; nullopt when it is not {"events":[records...],"next":...}.
-std::optional<EventsPage> parse_events_page(std::string_view body);
-
 // Spaces records as their `time`s were spaced, divided by `speed`: record i is due at
 // start + (time_i - time_0) / speed on a monotonic clock, so waiting late for one record does not
 // delay the ones after it. Speed 0 never waits.

@@ -6,7 +6,7 @@
 
 #include "core/client/replay.hpp"
 #include "core/client/ws_client.hpp"
-#include "core/server/api.hpp"
+#include "core/wire/events_query.hpp"
 #include "core/wire/json_text.hpp"
 
 namespace evstream {
@@ -21,36 +21,6 @@ std::optional<std::int64_t> parse_integer(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
-}
-
-// One element of "events": {"id":..,"topic":..,"time":..,"data":{..}} (minified).
-std::optional<Record> parse_record(std::string_view text) {
-  Record record;
-  int seen = 0;
-  for (const auto& member : top_level_members(text)) {
-    if (member.key == "id") {
-      const auto id = parse_integer(member.value);
-      if (!id) return std::nullopt;
-      record.id = *id;
-    } else if (member.key == "topic") {
-      auto topic = decode_json_string(member.value);
-      if (!topic) return std::nullopt;
-      record.topic = std::move(*topic);
-    } else if (member.key == "time") {
-      const auto text_time = decode_json_string(member.value);
-      const auto time = text_time ? parse_rfc3339(*text_time) : std::nullopt;
-      if (!time) return std::nullopt;
-      record.time_us = *time;
-    } else if (member.key == "data") {
-      if (!member.value.starts_with('{')) return std::nullopt;
-      record.data = std::string(member.value);
-    } else {
-      continue;
-    }
-    ++seen;
-  }
-  if (seen != 4) return std::nullopt;
-  return record;
 }
 
 // The "error" of an error body, or the start of the body when it has none.
@@ -96,26 +66,6 @@ Query replay_query(const ReplayFilter& filter, EventId last_id, int page_size) {
   query.limit = std::clamp(page_size, 1, kMaxQueryLimit);
   query.order = Order::asc;
   return query;
-}
-
-std::optional<EventsPage> parse_events_page(std::string_view body) {
-  if (!check_json(body).ok) return std::nullopt;
-  const std::string compact = minify_json(body);
-  std::optional<std::string_view> events;
-  std::optional<std::string_view> next;
-  for (const auto& member : top_level_members(compact)) {
-    if (member.key == "events") events = member.value;
-    if (member.key == "next") next = member.value;
-  }
-  if (!events || !events->starts_with('[') || !next) return std::nullopt;
-  EventsPage page;
-  for (const auto element : array_elements(*events)) {
-    auto record = parse_record(element);
-    if (!record) return std::nullopt;
-    page.records.push_back(std::move(*record));
-  }
-  page.more = *next != "null";
-  return page;
 }
 
 // --- StoreSource

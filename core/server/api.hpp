@@ -1,6 +1,7 @@
 #pragma once
-// The REST API of serve as pure functions: query parsing and paging for GET /api/events, body
-// decoding for POST /api/events, token checks, the OpenAPI document and the embedded dashboard.
+// The REST API of serve as pure functions: body decoding for POST /api/events, token checks, the
+// OpenAPI document and the embedded dashboard (the GET /api/events query and paging model, which
+// replay's REST source shares, is core/wire/events_query.hpp).
 // Nothing here touches sockets or the store; http.cpp and api_routes.cpp call these on the
 // service thread.
 #include <cstddef>
@@ -14,34 +15,10 @@
 
 #include "core/store/store.hpp"
 #include "core/wire/event.hpp"
+#include "core/wire/events_query.hpp"
 #include "core/wire/protocol.hpp"
 
 namespace evstream {
-
-// Query arguments as lws hands them over: name and URL-decoded value, in request order.
-using QueryArgs = std::vector<std::pair<std::string, std::string>>;
-
-// GET /api/events returns this many records unless limit= says otherwise (at most kMaxQueryLimit).
-inline constexpr int kDefaultPageLimit = 100;
-
-// Parses after=, before= (ids), since=, until= (RFC 3339, or a duration ago such as 1h, resolved
-// against now_us), topic= (repeatable), limit= (1..; above kMaxQueryLimit is capped),
-// order=asc|desc (default desc) and token= (ignored here: auth reads it). Any other name is an
-// error. The error names the parameter: "bad limit=abc: expected a whole number from 1 to 1000".
-std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::int64_t now_us);
-
-// The query for the page after one whose last record had `last_id`: the same filters, moved past
-// that id in the query's order. Following it page by page visits every match exactly once.
-Query next_page_query(const Query& query, EventId last_id);
-
-// The relative URL that fetches `query`, e.g. "/api/events?before=42&limit=100&order=desc".
-// Times are written as absolute RFC 3339 so a "since=1h" does not drift while paging. Tokens are
-// never written into it.
-std::string events_url(const Query& query);
-
-// {"events":[record,...],"next":"<url>"} or ...,"next":null} when nothing follows.
-std::string events_page_json(const std::vector<Record>& records,
-                             const std::optional<std::string>& next);
 
 // The id in /api/events/{id}: digits only, at least 1.
 std::optional<EventId> parse_event_id(std::string_view text);

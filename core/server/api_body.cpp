@@ -1,6 +1,8 @@
-// POST /api/events bodies and the token helpers. The contract is in api.hpp.
+// POST /api/events bodies, the id of /api/events/{id} and the token helpers. The contract is in
+// api.hpp.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "core/server/api.hpp"
 
@@ -102,6 +104,17 @@ bool tokens_equal(std::string_view presented, std::string_view expected) {
     diff = diff | (given ^ static_cast<unsigned char>(expected[i]));
   }
   return diff == 0 && !expected.empty();
+}
+
+std::optional<EventId> parse_event_id(std::string_view text) {
+  if (text.empty() || text.size() > 19 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  EventId id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size() || id < 1) return std::nullopt;
+  return id;
 }
 
 }  // namespace evstream

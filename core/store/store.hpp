@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/wire/event.hpp"
+#include "core/wire/events_query.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -36,24 +37,6 @@ struct AppendResult {
   EventId id = 0;
   std::int64_t time_us = 0;
   bool duplicate = false;
-};
-
-enum class Order { asc, desc };
-
-// Store::query returns at most this many records per page, whatever the request asks for.
-inline constexpr int kMaxQueryLimit = 1000;
-
-// A page request. Every bound is exclusive for ids (after < id < before) and inclusive for times
-// (since <= time <= until). An empty `topics` means all topics. `limit` is clamped to
-// 1..kMaxQueryLimit.
-struct Query {
-  std::optional<EventId> after;
-  std::optional<EventId> before;
-  std::optional<std::int64_t> since_us;
-  std::optional<std::int64_t> until_us;
-  std::vector<std::string> topics;
-  int limit = 100;
-  Order order = Order::asc;
 };
 
 struct StoreStats {

@@ -1,11 +1,11 @@
-// GET /api/events: parameters, paging and the page body. The contract is in api.hpp.
+// GET /api/events: parameters, paging and the page body. The contract is in events_query.hpp.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 
-#include "core/server/api.hpp"
 #include "core/util/error.hpp"
 #include "core/util/util.hpp"
+#include "core/wire/events_query.hpp"
 #include "core/wire/json_text.hpp"
 
 namespace evstream {
@@ -44,6 +44,43 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_u
   } catch (const Error&) {
     return std::nullopt;
   }
+}
+
+std::optional<std::int64_t> parse_signed(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// One element of "events": {"id":..,"topic":..,"time":..,"data":{..}} (minified).
+std::optional<Record> parse_record(std::string_view text) {
+  Record record;
+  int seen = 0;
+  for (const auto& member : top_level_members(text)) {
+    if (member.key == "id") {
+      const auto id = parse_signed(member.value);
+      if (!id) return std::nullopt;
+      record.id = *id;
+    } else if (member.key == "topic") {
+      auto topic = decode_json_string(member.value);
+      if (!topic) return std::nullopt;
+      record.topic = std::move(*topic);
+    } else if (member.key == "time") {
+      const auto text_time = decode_json_string(member.value);
+      const auto time = text_time ? parse_rfc3339(*text_time) : std::nullopt;
+      if (!time) return std::nullopt;
+      record.time_us = *time;
+    } else if (member.key == "data") {
+      if (!member.value.starts_with('{')) return std::nullopt;
+      record.data = std::string(member.value);
+    } else {
+      continue;
+    }
+    ++seen;
+  }
+  if (seen != 4) return std::nullopt;
+  return record;
 }
 
 }  // namespace
@@ -128,14 +165,24 @@ std::string events_page_json(const std::vector<Record>& records,
   return out;
 }
 
-std::optional<EventId> parse_event_id(std::string_view text) {
-  if (text.empty() || text.size() > 19 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
+std::optional<EventsPage> parse_events_page(std::string_view body) {
+  if (!check_json(body).ok) return std::nullopt;
+  const std::string compact = minify_json(body);
+  std::optional<std::string_view> events;
+  std::optional<std::string_view> next;
+  for (const auto& member : top_level_members(compact)) {
+    if (member.key == "events") events = member.value;
+    if (member.key == "next") next = member.value;
   }
-  const auto id = parse_whole(text);
-  if (!id || *id < 1) return std::nullopt;
-  return id;
+  if (!events || !events->starts_with('[') || !next) return std::nullopt;
+  EventsPage page;
+  for (const auto element : array_elements(*events)) {
+    auto record = parse_record(element);
+    if (!record) return std::nullopt;
+    page.records.push_back(std::move(*record));
+  }
+  page.more = *next != "null";
+  return page;
 }
 
 }  // namespace evstream

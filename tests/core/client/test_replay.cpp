@@ -250,36 +250,6 @@ TEST_CASE("replay::StoreSource") {
   }
 }
 
-TEST_CASE("replay::parse_events_page") {
-  const std::string body =
-      R"({"events":[{"id":7,"topic":"cam.1","time":"2026-11-25T17:01:12.123456Z",)"
-      R"("data":{"n":1.50,"big":123456789012345678901234567890,"s":"\u00e9 \"q\""}},)"
-      R"({"id":9,"topic":"events","time":"2026-11-25T17:01:13.000001Z","data":{}}],)"
-      R"("next":"/api/events?after=9&limit=2&order=asc"})";
-  const auto page = parse_events_page(body);
-  REQUIRE(page);
-  CHECK(page->more);
-  REQUIRE(page->records.size() == 2);
-  CHECK(page->records[0].id == 7);
-  CHECK(page->records[0].topic == "cam.1");
-  CHECK(format_rfc3339(page->records[0].time_us) == "2026-11-25T17:01:12.123456Z");
-  CHECK(page->records[0].data ==
-        R"({"n":1.50,"big":123456789012345678901234567890,"s":"\u00e9 \"q\""})");
-  CHECK(record_json(page->records[1]) ==
-        R"({"id":9,"topic":"events","time":"2026-11-25T17:01:13.000001Z","data":{}})");
-
-  const auto last = parse_events_page(R"({ "events" : [ ], "next" : null })");
-  REQUIRE(last);
-  CHECK_FALSE(last->more);
-  CHECK(last->records.empty());
-
-  CHECK_FALSE(parse_events_page("not json"));
-  CHECK_FALSE(parse_events_page(R"({"error":"bad limit"})"));
-  CHECK_FALSE(parse_events_page(R"({"events":[{"id":1}],"next":null})"));
-  CHECK_FALSE(parse_events_page(
-      R"({"events":[{"id":1,"topic":"t","time":"noon","data":{}}],"next":null})"));
-}
-
 TEST_CASE("replay::replay_to_file") {
   const Record first{1, "a", kT0, R"({"n":1.10})"};
   const Record second{2, "b", kT0 + 1000, R"({"s":"x"})"};
