@@ -165,20 +165,27 @@ class ReplayTest(ClientTestCase):
             self.assertEqual(len(out.splitlines()), 5)
             return time.monotonic() - start
 
+        # Wall-clock bounds only: a paced replay cannot finish sooner than the span / speed, and
+        # must not take much longer. The exact schedule is unit-tested with a fake clock
+        # (replay::Pacer); here a loaded machine (sanitizers, both cores busy) may only add time,
+        # so the lower bounds are tight and the upper ones loose.
+        slack = 1.5
         for source in (("--db", server.db), ("--url", server.url)):
             with self.subTest(source=source[0]):
-                # Process start-up (slow under sanitizers) is measured by the unpaced run and
-                # taken off, so the bound is on the pacing itself.
                 fast = min(timed(*source, "--speed", "0"), timed(*source))
                 paced = timed(*source, "--speed", "2")
-                self.assertAlmostEqual(paced - fast, span / 2, delta=0.15)
+                self.assertGreaterEqual(paced, span / 2)
+                self.assertLess(paced - fast, span / 2 + slack)
         # Pacing also holds when republishing: the target's times are spaced like the source's.
         target = self.start_server(db=os.path.join(self.tmpdir, "target.db"))
-        code, _, err = self.replay("--db", server.db, "--speed", "4", "--to", target.url)
+        code, _, err = self.replay("--db", server.db, "--speed", "2", "--to", target.url)
         self.assertEqual(code, 0, err)
         got = await self.stored(target)
-        self.assertAlmostEqual(self.unix(got[-1]["time"]) - self.unix(got[0]["time"]), span / 4,
-                               delta=0.15)
+        spaced = self.unix(got[-1]["time"]) - self.unix(got[0]["time"])
+        # Acceptance times trail the paced sends by a round trip each, and the first one's may be
+        # the longest (a fresh connection), so the lower bound allows for it; unpaced would be ~0.
+        self.assertGreaterEqual(spaced, span / 2 - 0.15)
+        self.assertLess(spaced, span / 2 + slack)
 
     @staticmethod
     def unix(rfc3339):
