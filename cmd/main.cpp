@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   } catch (const cmd::UsageError& e) {
     std::cerr << "evstream: error: " << e.what() << " (see evstream --help)\n";
     return cmd::kExitUsage;
+  } catch (const UnavailableError& e) {
+    std::cerr << "evstream: error: " << e.what() << '\n';
+    return cmd::kExitUnavailable;
   } catch (const Error& e) {
     std::cerr << "evstream: error: " << e.what() << '\n';
     return cmd::kExitRejected;

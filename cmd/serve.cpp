@@ -1,6 +1,9 @@
 // evstream serve: broadcast + persist + REST + dashboard on one port.
+#include <algorithm>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cmd/commands.hpp"
 #include "core/server/server.hpp"
@@ -24,7 +27,47 @@ struct ServeFlags {
   std::int64_t retain_events = 0;
   std::string log_format = "text";
   std::string log_level = "info";
+  std::vector<std::string> nats;  // each may hold several URLs separated by commas
+  std::string nats_stream = "EVSTREAM";
+  int nats_replicas = 1;
+  std::string nats_dedupe_window = "2m";
 };
+
+// --nats a,b --nats c: every URL once, in order.
+std::vector<std::string> nats_urls(const std::vector<std::string>& values) {
+  std::vector<std::string> urls;
+  for (const auto& value : values) {
+    std::size_t start = 0;
+    while (start <= value.size()) {
+      const std::size_t comma = std::min(value.find(',', start), value.size());
+      const std::string url = value.substr(start, comma - start);
+      if (url.empty()) throw UsageError("--nats: empty URL in \"" + value + "\"");
+      urls.push_back(url);
+      start = comma + 1;
+    }
+  }
+  return urls;
+}
+
+// Cluster mode: the stream's limits follow the retention flags, like the local store's.
+JetStreamOptions jetstream_options(const ServeFlags& flags, const ServerOptions& options) {
+  JetStreamOptions nats;
+  nats.urls = nats_urls(flags.nats);
+  if (!is_valid_stream_name(flags.nats_stream)) {
+    throw UsageError("--nats-stream \"" + flags.nats_stream +
+                     "\": use 1-64 letters, digits, '_' or '-'");
+  }
+  nats.stream = flags.nats_stream;
+  nats.replicas = flags.nats_replicas;
+  try {
+    nats.dedupe_window_us = parse_duration_us(flags.nats_dedupe_window);
+  } catch (const evstream::Error& e) {
+    throw UsageError(std::string("--nats-dedupe-window: ") + e.what());
+  }
+  nats.retain_age_us = options.retain_age_us;
+  nats.retain_events = options.retain_events;
+  return nats;
+}
 
 // Converts the typed flag values; a bad one is a usage error naming its flag.
 void convert_flags(ServeFlags& flags) {
@@ -53,6 +96,7 @@ void convert_flags(ServeFlags& flags) {
   if (options.cert_path.empty() != options.key_path.empty()) {
     throw UsageError("--cert and --key go together: pass both to serve wss/https");
   }
+  if (!flags.nats.empty()) options.nats = jetstream_options(flags, options);
 }
 
 int run_serve(ServeFlags& flags) {
@@ -121,6 +165,19 @@ Runner add_serve(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--log-level", flags->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  sub->add_option("--nats", flags->nats,
+                  "Cluster mode: NATS JetStream servers (nats://host:port, comma-separated or "
+                  "repeated) hold the log; --db becomes this node's replica");
+  sub->add_option("--nats-stream", flags->nats_stream,
+                  "JetStream stream shared by the cluster's nodes")
+      ->capture_default_str();
+  sub->add_option("--nats-replicas", flags->nats_replicas,
+                  "Copies JetStream keeps when it creates the stream (3 needs 3 servers)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
+  sub->add_option("--nats-dedupe-window", flags->nats_dedupe_window,
+                  "How long JetStream remembers idempotency keys (Nats-Msg-Id)")
       ->capture_default_str();
   return [flags] { return run_serve(*flags); };
 }

@@ -27,7 +27,8 @@ _evstream_values() {
             --max-message-bytes | --max-clients | --retain-age | --retain-events | --token | \
             --read-token | --allow-origin | --url | --topic | --key-field | --window | \
             --retry-timeout | --since | -n | --last | --format | --count | --clients | \
-            --duration | --rate | --size | --ramp | --threads | --server-pid | --slo | --until | --speed | --to)
+            --duration | --rate | --size | --ramp | --threads | --server-pid | --slo | --until | --speed | --to | \
+            --nats | --nats-stream | --nats-replicas | --nats-dedupe-window)
             COMPREPLY=() # free-form value: nothing to offer
             ;;
         *)
@@ -85,7 +86,7 @@ _evstream() {
             opts="-h --help --host --port --db --durability --ping-interval --client-queue
                   --client-queue-bytes --max-message-bytes --max-clients --retain-age
                   --retain-events --token --read-token --allow-origin --cert --key --log-format
-                  --log-level"
+                  --log-level --nats --nats-stream --nats-replicas --nats-dedupe-window"
             ;;
         publish)
             opts="-h --help --url --topic --key-field --token --window --retry-timeout -q --quiet"

@@ -37,6 +37,10 @@ complete -c evstream -n $serve -r -F -l cert -d 'TLS certificate (PEM)'
 complete -c evstream -n $serve -r -F -l key -d 'TLS private key (PEM)'
 complete -c evstream -n $serve -x -l log-format -a 'text json' -d 'Log format on stderr (default text)'
 complete -c evstream -n $serve -x -l log-level -a 'debug info warn error' -d 'Log level (default info)'
+complete -c evstream -n $serve -x -l nats -d 'Cluster mode: NATS JetStream server URLs'
+complete -c evstream -n $serve -x -l nats-stream -d 'JetStream stream shared by the nodes (default EVSTREAM)'
+complete -c evstream -n $serve -x -l nats-replicas -d 'Copies JetStream keeps when creating the stream (default 1)'
+complete -c evstream -n $serve -x -l nats-dedupe-window -d 'How long JetStream remembers keys (default 2m)'
 
 # publish
 set -l publish '__fish_seen_subcommand_from publish'

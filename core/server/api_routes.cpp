@@ -48,8 +48,24 @@ std::string Server::Impl::health_json(bool full) {
   out += ",\"bytes\":" + std::to_string(read_store->file_bytes());
   out += ",\"durability\":\"";
   out += options.durability == Durability::full ? "full" : "normal";
-  out += "\",\"queue_depth\":" + std::to_string(writer->queued()) + "}}";
-  return out;
+  out += "\",\"queue_depth\":" + std::to_string(writer->queued()) + "}";
+  if (jetstream) out += ",\"nats\":" + nats_json();
+  return out + "}";
+}
+
+std::string Server::Impl::nats_json() const {
+  const JetStreamStatus nats = jetstream->status();
+  const auto replica = static_cast<std::uint64_t>(head);
+  std::string out = "{\"connected\":";
+  out += nats.connected ? "true" : "false";
+  out += ",\"stream\":" + json_quote(nats.stream);
+  out += ",\"replicas\":" + std::to_string(nats.replicas);
+  out += ",\"stream_last_seq\":" + std::to_string(nats.last_seq);
+  out += ",\"replica_last_id\":" + std::to_string(replica);
+  out += ",\"lag\":" + std::to_string(nats.last_seq > replica ? nats.last_seq - replica : 0);
+  out += ",\"pending_acks\":" + std::to_string(nats.pending_acks);
+  out += ",\"reconnects\":" + std::to_string(nats.reconnects);
+  return out + "}";
 }
 
 void Server::Impl::record_store_samples() {
@@ -113,6 +129,22 @@ std::string Server::Impl::metrics_text() {
       "From accepting an event to writing it into a live subscriber's socket; one sample "
       "per event and subscriber.",
       metrics.delivery_us, latency_bounds_us(), 1e6);
+  if (jetstream) {
+    const JetStreamStatus nats = jetstream->status();
+    const auto replica = static_cast<std::uint64_t>(head);
+    prom.gauge("evstream_nats_connected", "1 while connected to NATS (cluster mode).",
+               nats.connected ? 1.0 : 0.0);
+    prom.gauge("evstream_nats_stream_last_seq", "The JetStream stream's newest sequence, as seen.",
+               static_cast<double>(nats.last_seq));
+    prom.gauge("evstream_nats_replica_lag", "Events in the stream not yet in this node's replica.",
+               static_cast<double>(nats.last_seq > replica ? nats.last_seq - replica : 0));
+    prom.gauge("evstream_nats_pending_acks", "Publishes awaiting JetStream's ack or the replica.",
+               static_cast<double>(nats.pending_acks));
+    prom.counter("evstream_nats_reconnects_total", "Times the NATS connection came back.",
+                 nats.reconnects);
+    prom.counter("evstream_nats_skipped_total",
+                 "Stream messages that were not evstream events (not stored).", nats.skipped);
+  }
   prom.gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
              static_cast<double>(rss_bytes()));
   prom.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.",
@@ -190,7 +222,7 @@ void Server::Impl::post_events(lws* wsi, HttpExchange& exchange) {
   for (auto& request : events) {
     NewEvent event{std::move(request.topic), std::move(request.data), std::move(request.key),
                    now_unix_us()};
-    if (writer->submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
+    if (submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
       exchange.store_error = "the store refused part of the request";
       break;
     }
@@ -209,7 +241,12 @@ void Server::Impl::on_http_committed(const Committed& committed) {
   auto found = http_exchanges.find(pending->second);
   if (found == http_exchanges.end()) return;
   HttpExchange& exchange = *found->second;
-  if (committed.error) {
+  if (committed.error && jetstream) {
+    exchange.log_unavailable = true;
+    exchange.store_error = "try again later: JetStream did not confirm the events (" +
+                           *committed.error +
+                           "); resend them with the same keys or Idempotency-Key";
+  } else if (committed.error) {
     exchange.store_error = "the store could not save the events: " + *committed.error;
   } else {
     exchange.committed.emplace_back(committed.result.id, committed.result.duplicate);
@@ -221,6 +258,11 @@ void Server::Impl::on_http_committed(const Committed& committed) {
 }
 
 void Server::Impl::finish_post(HttpExchange& exchange) {
+  if (exchange.log_unavailable) {
+    exchange.headers_out.emplace_back("retry-after:", "1");
+    respond_error(exchange, HTTP_STATUS_SERVICE_UNAVAILABLE, exchange.store_error);
+    return;
+  }
   if (!exchange.store_error.empty()) {
     respond_error(exchange, HTTP_STATUS_INTERNAL_SERVER_ERROR, exchange.store_error);
     return;

@@ -57,6 +57,33 @@ std::string memory_store_uri() {
          std::to_string(now_unix_us()) + "?mode=memory&cache=shared";
 }
 
+// A cluster node's database is a replica numbered by its stream; a standalone store numbers its
+// own events. Mixing them would give two events one id, so each database remembers which it is.
+void check_log_kind(Store& store, const ServerOptions& options) {
+  const auto kind = store.setting("log");
+  const std::string db = options.db;
+  if (!options.nats) {
+    if (kind && kind->starts_with("nats:")) {
+      throw Error("database " + db + " is a replica of JetStream stream " + kind->substr(5) +
+                  " (written by serve --nats): start serve with --nats, or pass another --db");
+    }
+    return;
+  }
+  const std::string wanted = "nats:" + options.nats->stream;
+  if (kind == wanted) return;
+  if (kind) {
+    throw Error("database " + db + " is a replica of JetStream stream " + kind->substr(5) +
+                ", not " + options.nats->stream + ": pass that --nats-stream or another --db");
+  }
+  if (store.last_id() > 0) {
+    throw Error("database " + db +
+                " holds events of a standalone server, whose ids would clash with the "
+                "stream's: give this cluster node a new --db (replay --db ... | publish copies "
+                "old events into the stream)");
+  }
+  store.set_setting("log", wanted);
+}
+
 void on_timer(lws_sorted_usec_list_t* sul) {
   auto* timer = reinterpret_cast<ServerTimer*>(sul);
   Server::Impl& impl = *timer->owner;
@@ -80,6 +107,7 @@ Server::Impl::Impl(ServerOptions opts, Logger& logger)
   store_path = options.db == ":memory:" ? memory_store_uri() : options.db;
   // The writer opens (and migrates) first so the read-only connection finds the schema.
   Store write_store(store_path, Store::Mode::read_write, options.durability);
+  check_log_kind(write_store, options);
   if (options.db != ":memory:") {  // an in-memory database has no WAL
     checkpointer = std::make_unique<WalCheckpointer>(store_path, options.durability);
     checkpointer->watch(write_store);
@@ -91,13 +119,35 @@ Server::Impl::Impl(ServerOptions opts, Logger& logger)
   phase_timer.owner = this;
   raise_fd_limit();
   create_context();
-  // Started after the context exists: the store thread's only call into lws is this wake-up.
+  // Started after the context exists: the other threads' only call into lws is this wake-up.
+  lws_context* ctx = context.get();
+  if (options.nats) connect_jetstream();
   StoreWriterOptions writer_options;
   writer_options.retain_age_us = options.retain_age_us;
   writer_options.retain_events = options.retain_events;
-  lws_context* ctx = context.get();
   writer = std::make_unique<StoreWriter>(std::move(write_store), writer_options,
                                          [ctx] { lws_cancel_service(ctx); });
+  if (jetstream) {
+    // The replica resumes after its own last id; a new node backfills from the stream's start.
+    jetstream->follow(head,
+                      [w = writer.get()](NewEvent event) { w->submit_wait(std::move(event), 0); });
+  }
+}
+
+void Server::Impl::connect_jetstream() {
+  lws_context* ctx = context.get();
+  jetstream = std::make_unique<JetStreamLog>(*options.nats, [ctx] { lws_cancel_service(ctx); });
+  const auto [first, last] = jetstream->stream_bounds();
+  if (head > static_cast<EventId>(last)) {
+    throw Error("database " + options.db + " is ahead of JetStream stream " + options.nats->stream +
+                " (local id " + std::to_string(head) + ", stream last sequence " +
+                std::to_string(last) +
+                "): the stream was recreated; move the database aside to rebuild the replica");
+  }
+  log.info("jetstream", {{"stream", options.nats->stream},
+                         {"first_seq", static_cast<std::int64_t>(first)},
+                         {"last_seq", static_cast<std::int64_t>(last)},
+                         {"replica_last_id", static_cast<std::int64_t>(head)}});
 }
 
 Server::Impl::~Impl() {
@@ -105,8 +155,10 @@ Server::Impl::~Impl() {
     lws_sul_cancel(&ping_timer.sul);
     lws_sul_cancel(&phase_timer.sul);
   }
-  writer.reset();   // joins the store thread first: its wake-up calls into the context
-  context.reset();  // closes what is left; CLOSED callbacks still find `sessions`
+  if (writer) writer->close();  // wakes a consumer thread waiting for room in the queue
+  jetstream.reset();            // no cnats callback runs after this
+  writer.reset();               // joins the store thread first: its wake-up calls into the context
+  context.reset();              // closes what is left; CLOSED callbacks still find `sessions`
 }
 
 void Server::Impl::create_context() {
@@ -171,7 +223,7 @@ void Server::Impl::run() {
     const std::int64_t now = now_unix_us();
     if (phase == Phase::serving && stop_requested.load()) begin_drain();
     if (phase == Phase::draining &&
-        ((writer->drained() && publishers_idle()) || now > phase_deadline_us)) {
+        ((log_drained() && publishers_idle()) || now > phase_deadline_us)) {
       begin_closing();
     }
     if (phase == Phase::closing && (sessions.empty() || now > phase_deadline_us)) {
@@ -189,32 +241,85 @@ void Server::Impl::deliver_committed() {
   record_store_samples();
   const std::int64_t now = now_unix_us();
   for (auto& committed : writer->take_committed()) {
-    auto found = sessions.find(committed.tag);
-    Session* publisher = found != sessions.end() ? found->second.get() : nullptr;
-    if (committed.error) {
-      if (publisher) {
-        publisher->queue.fill_placeholder(make_text_frame(
-            encode_error("the store could not save the event: " + *committed.error)));
-      }
-    } else if (committed.result.duplicate) {
-      ++counters.duplicates;
-    } else {
-      ++counters.events_in;
-      Record record{committed.result.id, std::move(committed.event.topic), committed.result.time_us,
-                    std::move(committed.event.data)};
-      head = record.id;
-      hub.publish(record, make_text_frame(encode_event(record), record.time_us));
-      metrics.ingest_to_enqueue_us.record(now - record.time_us);
-    }
-    if (committed.tag & kHttpTagBit) on_http_committed(committed);
-    if (publisher == nullptr) continue;
-    if (!committed.error) {
-      publisher->queue.fill_placeholder(
-          make_text_frame(encode_ack(committed.result.id, committed.result.duplicate)));
-    }
-    --publisher->in_flight;
-    wake(*publisher);
+    if (!committed.error && !committed.result.duplicate) broadcast(committed, now);
+    if (!jetstream) acknowledge(committed);
   }
+  if (!jetstream) return;
+  // An ack waits until this node's replica has the event, so whoever was acked can read it here
+  // at once; once serving ends, JetStream's word is enough.
+  const std::optional<EventId> replicated =
+      phase == Phase::serving ? std::optional<EventId>(head) : std::nullopt;
+  for (auto& outcome : jetstream->take_outcomes(replicated)) {
+    Committed committed{outcome.tag, {}, {outcome.id, 0, outcome.duplicate}, outcome.error};
+    if (outcome.error) {
+      unconfirmed(committed);
+    } else {
+      acknowledge(committed);
+    }
+  }
+}
+
+// JetStream did not confirm an event (NATS away, no quorum, timeout): it may or may not be
+// stored, so no reply may claim either. The publisher's connection ends with 1013 after the
+// replies owed for earlier frames, and the client resends from there under the same keys (the
+// stream's duplicate window turns a resend of a stored event into a duplicate ack).
+void Server::Impl::unconfirmed(const Committed& committed) {
+  if (committed.tag & kHttpTagBit) on_http_committed(committed);
+  auto found = sessions.find(committed.tag);
+  if (found == sessions.end()) return;
+  Session& publisher = *found->second;
+  --publisher.in_flight;
+  if (!publisher.replies_cut) {
+    publisher.replies_cut = true;
+    publisher.queue.cut_at_placeholder();
+    log.warn("unconfirmed publish", {{"id", publisher.id}, {"error", *committed.error}});
+    close_later(publisher, kCloseTryAgainLater, "try again later: JetStream did not confirm", true);
+  }
+  wake(publisher);
+}
+
+void Server::Impl::broadcast(Committed& committed, std::int64_t now) {
+  ++counters.events_in;
+  Record record{committed.result.id, std::move(committed.event.topic), committed.result.time_us,
+                std::move(committed.event.data)};
+  head = record.id;
+  hub.publish(record, make_text_frame(encode_event(record), record.time_us));
+  metrics.ingest_to_enqueue_us.record(now - record.time_us);
+}
+
+void Server::Impl::acknowledge(const Committed& committed) {
+  if (!committed.error && committed.result.duplicate) ++counters.duplicates;
+  if (committed.tag & kHttpTagBit) on_http_committed(committed);
+  auto found = sessions.find(committed.tag);
+  if (found == sessions.end()) return;
+  Session& publisher = *found->second;
+  if (publisher.replies_cut) {  // this frame's reply was cut with the unconfirmed one's
+    --publisher.in_flight;
+    wake(publisher);
+    return;
+  }
+  publisher.queue.fill_placeholder(make_text_frame(
+      committed.error ? encode_error("the event was not stored: " + *committed.error)
+                      : encode_ack(committed.result.id, committed.result.duplicate)));
+  --publisher.in_flight;
+  wake(publisher);
+}
+
+StoreWriter::SubmitResult Server::Impl::submit(NewEvent event, std::uint64_t tag) {
+  if (!jetstream) return writer->submit(std::move(event), tag);
+  switch (jetstream->publish(event, tag)) {
+    case JetStreamLog::PublishResult::ok:
+      return StoreWriter::SubmitResult::ok;
+    case JetStreamLog::PublishResult::full:
+      return StoreWriter::SubmitResult::full;
+    case JetStreamLog::PublishResult::closed:
+      break;
+  }
+  return StoreWriter::SubmitResult::closed;
+}
+
+bool Server::Impl::log_drained() const {
+  return jetstream ? jetstream->idle() : writer->drained();
 }
 
 void Server::Impl::on_ping_timer() {
@@ -238,7 +343,11 @@ void Server::Impl::begin_drain() {
   log.info("shutting down", {{"queued", static_cast<std::int64_t>(writer->queued())}});
   phase = Phase::draining;
   phase_deadline_us = now_unix_us() + kDrainTimeoutUs;
-  writer->close();
+  if (jetstream) {
+    jetstream->stop_intake();  // the replica keeps following until the server stops
+  } else {
+    writer->close();
+  }
   lws_sul_schedule(context.get(), 0, &phase_timer.sul, on_timer, kPhaseTickUs);
 }
 

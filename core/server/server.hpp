@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/store/jetstream.hpp"
 #include "core/store/store.hpp"
 #include "core/util/log.hpp"
 
@@ -33,6 +34,8 @@ struct ServerOptions {
   std::vector<std::string> allow_origins;
   std::string cert_path;
   std::string key_path;
+  // Set: cluster mode. JetStream is the log of record and `db` this node's local replica.
+  std::optional<JetStreamOptions> nats;
 };
 
 class Server {

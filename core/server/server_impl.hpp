@@ -36,6 +36,7 @@ struct Session : Subscriber {
   int close_code = 0;         // set: close with this code once the queue allows
   bool close_when_drained = false;
   bool close_sent = false;   // our close frame is out; waiting for the peer's
+  bool replies_cut = false;  // publisher: an event went unconfirmed, later replies are dropped
   std::string close_reason;  // sent in the close frame and logged
   std::string end_reason;    // logged on disconnect when no close_code explains it
   // A subscriber still reading the store (seeking back for last= or catching up), not closing.
@@ -63,7 +64,8 @@ struct HttpExchange {
   std::size_t awaiting = 0;
   std::vector<std::pair<EventId, bool>> committed;  // id, duplicate; in body order
   std::string store_error;
-  bool ready = false;  // body_out is final; HTTP_WRITEABLE may send it
+  bool log_unavailable = false;  // cluster mode: JetStream did not confirm; 503, resend later
+  bool ready = false;            // body_out is final; HTTP_WRITEABLE may send it
   unsigned status = 200;
   std::string content_type_out = "application/json";
   std::vector<std::pair<std::string, std::string>> headers_out;  // extra response headers
@@ -80,6 +82,9 @@ inline constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
 // StoreWriter tags with this bit set belong to HTTP exchanges (the rest are WebSocket connection
 // ids), so deliver_committed can tell the two apart.
 inline constexpr std::uint64_t kHttpTagBit = std::uint64_t{1} << 63;
+
+// RFC 6455 "Try Again Later": the server cannot take the frame now; reconnect and resend.
+inline constexpr int kCloseTryAgainLater = 1013;
 
 struct Counters {
   std::uint64_t connections_total = 0;
@@ -104,9 +109,15 @@ struct Server::Impl final : HubSink {
 
   // server.cpp
   void create_context();
+  void connect_jetstream();
   void run();
   void on_wake();  // EVENT_WAIT_CANCELLED: store results and stop requests
   void deliver_committed();
+  void broadcast(Committed& committed, std::int64_t now);
+  void acknowledge(const Committed& committed);
+  void unconfirmed(const Committed& committed);
+  StoreWriter::SubmitResult submit(NewEvent event, std::uint64_t tag);
+  bool log_drained() const;
   void on_ping_timer();
   void begin_drain();
   void begin_closing();
@@ -126,6 +137,7 @@ struct Server::Impl final : HubSink {
   // api_routes.cpp
   std::string health_json(bool full);
   std::string metrics_text();
+  std::string nats_json() const;  // cluster mode's part of /api/health
   void get_events(HttpExchange& exchange);
   void get_event(HttpExchange& exchange, std::string_view id_text);
   void post_events(lws* wsi, HttpExchange& exchange);
@@ -154,6 +166,7 @@ struct Server::Impl final : HubSink {
   std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
   std::unique_ptr<Store> read_store;
   std::unique_ptr<StoreWriter> writer;
+  std::unique_ptr<JetStreamLog> jetstream;  // cluster mode: the log of record; feeds `writer`
   Hub hub;
   Counters counters;
   ServerMetrics metrics;

@@ -194,7 +194,7 @@ void Server::Impl::handle_publish(Session& session, std::string_view text) {
   auto& request = std::get<PublishRequest>(decoded);
   NewEvent event{std::move(request.topic), std::move(request.data), std::move(request.key),
                  now_unix_us()};
-  switch (writer->submit(std::move(event), session.id)) {
+  switch (submit(std::move(event), session.id)) {
     case StoreWriter::SubmitResult::ok:
       session.queue.push_placeholder();
       if (++session.in_flight >= kPublisherWindow && !session.rx_paused) {

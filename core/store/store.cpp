@@ -113,7 +113,11 @@ void migrate_to_v1(sqlite3* db) {
        "CREATE INDEX events_topic_id ON events(topic, id);"
        "CREATE INDEX events_time_us ON events(time_us);");
 }
-constexpr std::array<void (*)(sqlite3*), Store::kSchemaVersion> kMigrations = {&migrate_to_v1};
+void migrate_to_v2(sqlite3* db) {
+  exec(db, "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);");
+}
+constexpr std::array<void (*)(sqlite3*), Store::kSchemaVersion> kMigrations = {&migrate_to_v1,
+                                                                               &migrate_to_v2};
 
 std::string open_hint(int code, Store::Mode mode) {
   switch (code & 0xff) {
@@ -173,6 +177,8 @@ struct Store::Statements {
       : begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT"),
         insert(db, "INSERT INTO events(topic, time_us, data, key) VALUES (?, ?, ?, ?)"),
+        insert_replica(
+            db, "INSERT OR IGNORE INTO events(id, topic, time_us, data) VALUES (?, ?, ?, ?)"),
         find_key(db, "SELECT id, time_us FROM events WHERE key = ?"),
         get(db, "SELECT id, topic, time_us, data FROM events WHERE id = ?"),
         last_id(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'"),
@@ -185,8 +191,8 @@ struct Store::Statements {
         delete_beyond(db,
                       "DELETE FROM events WHERE id <= "
                       "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)") {}
-  Statement begin, commit, insert, find_key, get, last_id, count, cursor_for_time, delete_older,
-      delete_beyond;
+  Statement begin, commit, insert, insert_replica, find_key, get, last_id, count, cursor_for_time,
+      delete_older, delete_beyond;
 };
 
 Store::Store(const std::string& path, Mode mode, Durability durability) : m_path(path) {
@@ -312,6 +318,12 @@ std::vector<AppendResult> Store::append(std::span<const NewEvent> batch) {
 }
 
 AppendResult Store::append_one(const NewEvent& event) {
+  if (event.id != 0) {
+    Run insert(m_statements->insert_replica);
+    insert.bind(event.id).bind(std::string_view(event.topic)).bind(event.time_us);
+    insert.bind(std::string_view(event.data)).step();
+    return {event.id, event.time_us, sqlite3_changes(m_db) == 0};
+  }
   // The key lookup runs inside the batch's transaction, so it also sees keys inserted earlier in
   // the same batch.
   if (event.key) {
@@ -344,6 +356,18 @@ std::vector<Record> Store::query(const Query& query) {
   std::vector<Record> records;
   while (run.step()) records.push_back(run.record());
   return records;
+}
+
+std::optional<std::string> Store::setting(std::string_view name) {
+  Statement statement(m_db, "SELECT value FROM meta WHERE name = ?");
+  Run run(statement);
+  if (!run.bind(name).step()) return std::nullopt;
+  return run.text(0);
+}
+
+void Store::set_setting(std::string_view name, std::string_view value) {
+  Statement statement(m_db, "INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)");
+  Run(statement).bind(name).bind(value).step();
 }
 
 std::optional<Record> Store::get(EventId id) {

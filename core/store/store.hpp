@@ -29,6 +29,9 @@ struct NewEvent {
   std::string data;                // compact JSON object text
   std::optional<std::string> key;  // idempotency key
   std::int64_t time_us = 0;        // acceptance time
+  // Set on a replica's copy of an event another log numbered (a JetStream sequence): stored under
+  // this id and never deduplicated by key (the log did that); an id already stored is a duplicate.
+  EventId id = 0;
 };
 
 // Per event of an append: its id and whether the key was already known (then nothing was stored
@@ -98,6 +101,11 @@ class Store {
   std::int64_t apply_retention(std::optional<std::int64_t> max_age_us,
                                std::optional<std::int64_t> max_events);
 
+  // Named settings kept with the events (table meta), e.g. which log numbers them, so a node's
+  // replica is never mistaken for a standalone store or for another stream's replica.
+  std::optional<std::string> setting(std::string_view name);
+  void set_setting(std::string_view name, std::string_view value);
+
   // WAL upkeep (wal.cpp). SQLite checkpoints automatically inside the COMMIT that takes the
   // WAL past 1000 pages, holding that batch's acks back for the page copy and an fsync. With a
   // listener installed it does not: `listener` gets the WAL size in pages after every commit, and
@@ -107,7 +115,7 @@ class Store {
   // false when SQLite reported an error.
   bool checkpoint();
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   const std::string& path() const { return m_path; }
 
  private:

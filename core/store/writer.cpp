@@ -52,6 +52,24 @@ StoreWriter::SubmitResult StoreWriter::submit(NewEvent event, std::uint64_t tag)
   return SubmitResult::ok;
 }
 
+StoreWriter::SubmitResult StoreWriter::submit_wait(NewEvent event, std::uint64_t tag) {
+  {
+    std::unique_lock lock(m_mutex);
+    const std::size_t bytes = event.data.size();
+    // An event larger than the byte bound on its own still goes in once the queue is empty.
+    m_room.wait(lock, [&] {
+      return m_closed || m_queue.empty() ||
+             (m_queue.size() + 1 <= m_options.max_queued_events &&
+              m_queued_bytes + bytes <= m_options.max_queued_bytes);
+    });
+    if (m_closed) return SubmitResult::closed;
+    m_queued_bytes += bytes;
+    m_queue.emplace_back(tag, std::move(event));
+  }
+  m_wake.notify_one();
+  return SubmitResult::ok;
+}
+
 std::vector<Committed> StoreWriter::take_committed() {
   std::lock_guard lock(m_mutex);
   return std::exchange(m_committed, {});
@@ -63,6 +81,7 @@ void StoreWriter::close() {
     m_closed = true;
   }
   m_wake.notify_one();
+  m_room.notify_all();
 }
 
 bool StoreWriter::drained() const {
@@ -119,6 +138,8 @@ bool StoreWriter::next_batch(Batch& batch) {
     m_queue.pop_front();
   }
   m_in_progress = n;
+  lock.unlock();
+  m_room.notify_all();
   return true;
 }
 

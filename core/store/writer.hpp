@@ -47,6 +47,9 @@ class StoreWriter {
 
   enum class SubmitResult { ok, full, closed };
   SubmitResult submit(NewEvent event, std::uint64_t tag);
+  // As submit(), but waits for room instead of answering `full`: for a feed that must not drop
+  // and can wait (a replica's consumer thread; the log behind it holds what is not yet taken).
+  SubmitResult submit_wait(NewEvent event, std::uint64_t tag);
 
   // Everything committed since the last call, in submission order.
   std::vector<Committed> take_committed();
@@ -87,6 +90,7 @@ class StoreWriter {
   std::function<void()> m_notify;
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
+  std::condition_variable m_room;  // submit_wait() waits here for the queue to shrink
   std::deque<std::pair<std::uint64_t, NewEvent>> m_queue;
   std::size_t m_queued_bytes = 0;
   std::size_t m_in_progress = 0;

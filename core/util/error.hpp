@@ -11,4 +11,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// A service evstream depends on (a NATS server) cannot be reached: main exits with 69
+// (EX_UNAVAILABLE) instead of 1, so supervisors and scripts can tell "retry later" apart.
+class UnavailableError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace evstream

@@ -57,6 +57,19 @@ bool FrameQueue::fill_placeholder(FramePtr frame) {
   return false;
 }
 
+std::size_t FrameQueue::cut_at_placeholder() {
+  std::size_t i = std::max(m_first_placeholder, m_head);
+  while (i < m_items.size() && m_items[i] != nullptr) ++i;
+  const std::size_t cut = m_items.size() - i;
+  for (std::size_t j = i; j < m_items.size(); ++j) {
+    if (m_items[j]) m_bytes -= m_items[j]->size();
+  }
+  m_items.resize(i);
+  m_first_placeholder = std::min(m_first_placeholder, i);
+  compact();
+  return cut;
+}
+
 void FrameQueue::pop() {
   if (m_items[m_head]) m_bytes -= m_items[m_head]->size();
   m_items[m_head].reset();

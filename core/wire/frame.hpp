@@ -42,6 +42,9 @@ class FrameQueue {
   void push_placeholder() { push(nullptr); }
   // Fills the oldest placeholder; returns false when there is none.
   bool fill_placeholder(FramePtr frame);
+  // Drops the oldest placeholder and everything queued after it (replies that must not be sent
+  // once one in the middle is missing); returns how many items went.
+  std::size_t cut_at_placeholder();
   void pop();
   void clear();
 

@@ -84,18 +84,63 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("store: a new database gets schema v1 in WAL mode") {
+TEST_CASE("store: a new database gets the current schema in WAL mode") {
   TempDir dir;
   const auto path = dir.file("x.db");
   { Store store(path); }
   RawDb raw(path);
-  CHECK(raw.text("PRAGMA user_version") == "1");
+  CHECK(raw.text("PRAGMA user_version") == std::to_string(Store::kSchemaVersion));
+  CHECK(raw.text("SELECT count(*) FROM sqlite_master WHERE name = 'meta'") == "1");
   CHECK(raw.text("PRAGMA journal_mode") == "wal");
   const auto sql = raw.text("SELECT sql FROM sqlite_master WHERE name = 'events'");
   CHECK(sql.find("AUTOINCREMENT") != std::string::npos);
   CHECK(sql.find("key TEXT UNIQUE") != std::string::npos);
   CHECK(raw.text("SELECT count(*) FROM sqlite_master WHERE name IN "
                  "('events_topic_id', 'events_time_us')") == "2");
+}
+
+TEST_CASE("store: a schema 1 database is upgraded in place, events kept") {
+  TempDir dir;
+  const auto path = dir.file("x.db");
+  {
+    Store store(path);
+    fill(store, 3);
+  }
+  {
+    RawDb raw(path);  // back to what evstream 0.1's first schema looked like
+    raw.exec("DROP TABLE meta; PRAGMA user_version = 1");
+  }
+  CHECK(error_of([&] {
+          Store store(path, Store::Mode::read_only);
+        }).find("it has schema 1, not 2 (open it read-write once") != std::string::npos);
+  Store store(path);
+  CHECK(ids_of(store.query({})) == std::vector<EventId>{1, 2, 3});
+  CHECK_FALSE(store.setting("log"));
+  store.set_setting("log", "nats:EVSTREAM");
+  store.set_setting("log", "nats:OTHER");
+  CHECK(store.setting("log") == "nats:OTHER");
+}
+
+TEST_CASE("store: replica events keep the ids their log gave them") {
+  TempDir dir;
+  Store store(dir.file("x.db"));
+  auto replica = [](EventId id, std::string data, std::optional<std::string> key = {}) {
+    NewEvent event = make_event("cam", std::move(data), std::move(key), 5'000 + id);
+    event.id = id;
+    return event;
+  };
+  // Gaps are kept (the log deleted or skipped those), keys are not deduplicated here (the log
+  // did that), and an id already stored (a redelivery after a restart) stores nothing.
+  const std::vector batch{replica(3, R"({"n":3})", "k"), replica(7, R"({"n":7})", "k"),
+                          replica(3, R"({"again":3})")};
+  const auto results = store.append(batch);
+  REQUIRE(results.size() == 3);
+  CHECK((results[0].id == 3 && !results[0].duplicate && results[0].time_us == 5'003));
+  CHECK((results[1].id == 7 && !results[1].duplicate));
+  CHECK((results[2].id == 3 && results[2].duplicate));
+  CHECK(ids_of(store.query({})) == std::vector<EventId>{3, 7});
+  CHECK(store.get(3)->data == R"({"n":3})");
+  CHECK(store.last_id() == 7);
 }
 
 TEST_CASE("store: reopening keeps events and ids keep increasing") {
@@ -438,7 +483,8 @@ TEST_CASE("store: read-only mode neither creates nor migrates") {
   const auto path = dir.file("x.db");
   { RawDb raw(path); }  // an empty SQLite database: schema 0
   const auto message = error_of([&] { Store store(path, Store::Mode::read_only); });
-  CHECK(message.find("cannot open database " + path + ": it has schema 0, not 1") == 0);
+  CHECK(message.find("cannot open database " + path + ": it has schema 0, not " +
+                     std::to_string(Store::kSchemaVersion)) == 0);
   RawDb raw(path);
   CHECK(raw.text("PRAGMA user_version") == "0");
   CHECK(raw.text("SELECT count(*) FROM sqlite_master") == "0");
@@ -467,9 +513,9 @@ TEST_CASE("store: open errors name the path, the reason and what to do") {
   SUBCASE("a newer schema") {
     const auto path = dir.file("x.db");
     { Store store(path); }
-    RawDb(path).exec("PRAGMA user_version = 2");
+    RawDb(path).exec("PRAGMA user_version = 99");
     const auto expected =
-        "database " + path + " was written by a newer evstream (schema 2); upgrade evstream";
+        "database " + path + " was written by a newer evstream (schema 99); upgrade evstream";
     CHECK(error_of([&] { Store store(path); }) == expected);
     CHECK(error_of([&] { Store store(path, Store::Mode::read_only); }) == expected);
   }

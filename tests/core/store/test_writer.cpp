@@ -5,12 +5,14 @@
 #include <sqlite3.h>
 #include "tests/core/temp_dir.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <thread>
 
 namespace {
 
@@ -159,6 +161,48 @@ TEST_CASE("store_writer: submit answers full past the bounds") {
   notifier.release();
   CHECK(collect(writer, notifier, accepted).size() == accepted);
   CHECK(writer.submit(make_event("{}"), 5) == StoreWriter::SubmitResult::ok);
+}
+
+TEST_CASE("store_writer: submit_wait waits for room instead of answering full") {
+  Notifier notifier(true);
+  StoreWriterOptions options;
+  options.max_queued_events = 2;
+  StoreWriter writer(Store(":memory:"), options, notifier.callback());
+  ReleaseOnExit release{notifier};
+  REQUIRE(writer.submit(make_event("{}"), 0) == StoreWriter::SubmitResult::ok);
+  REQUIRE(notifier.wait_past(0, std::chrono::steady_clock::now() + 5s));
+  REQUIRE(writer.submit_wait(make_event("{}"), 1) == StoreWriter::SubmitResult::ok);
+  REQUIRE(writer.submit_wait(make_event("{}"), 2) == StoreWriter::SubmitResult::ok);
+  std::atomic<bool> returned{false};
+  StoreWriter::SubmitResult result = StoreWriter::SubmitResult::full;
+  std::thread feeder([&] {
+    result = writer.submit_wait(make_event("{}"), 3);
+    returned = true;
+  });
+  // The store thread is held inside notify, so nothing leaves the full queue: the feeder waits.
+  CHECK_FALSE(returned.load());
+  CHECK(writer.queued() == 2);
+  notifier.release();
+  feeder.join();
+  CHECK(result == StoreWriter::SubmitResult::ok);
+  const auto committed = collect(writer, notifier, 4);
+  CHECK(committed.back().tag == 3);
+}
+
+TEST_CASE("store_writer: close wakes a waiting submit_wait") {
+  Notifier notifier(true);
+  StoreWriterOptions options;
+  options.max_queued_events = 1;
+  StoreWriter writer(Store(":memory:"), options, notifier.callback());
+  ReleaseOnExit release{notifier};
+  REQUIRE(writer.submit(make_event("{}"), 0) == StoreWriter::SubmitResult::ok);
+  REQUIRE(notifier.wait_past(0, std::chrono::steady_clock::now() + 5s));
+  REQUIRE(writer.submit(make_event("{}"), 1) == StoreWriter::SubmitResult::ok);
+  StoreWriter::SubmitResult result = StoreWriter::SubmitResult::ok;
+  std::thread feeder([&] { result = writer.submit_wait(make_event("{}"), 2); });
+  writer.close();
+  feeder.join();
+  CHECK(result == StoreWriter::SubmitResult::closed);
 }
 
 TEST_CASE("store_writer: drained and closed") {

@@ -60,6 +60,24 @@ TEST_CASE("frame::FrameQueue") {
     CHECK_FALSE(queue.fill_placeholder(make_text_frame("none")));
     CHECK(frame_payload(*queue.front()) == "ack2");
   }
+  SUBCASE("cut_at_placeholder drops the first unanswered reply and all after it") {
+    queue.push(make_text_frame("ack1"));
+    queue.push_placeholder();
+    queue.push(make_text_frame("error"));
+    queue.push_placeholder();
+    const auto kept = queue.front()->size();
+    CHECK(queue.cut_at_placeholder() == 3);
+    CHECK(queue.size() == 1);
+    CHECK(queue.bytes() == kept);
+    CHECK(frame_payload(*queue.front()) == "ack1");
+    CHECK_FALSE(queue.fill_placeholder(make_text_frame("late")));
+    CHECK(queue.cut_at_placeholder() == 0);
+    queue.pop();
+    CHECK(queue.empty());
+    queue.push_placeholder();
+    CHECK(queue.cut_at_placeholder() == 1);
+    CHECK(queue.empty());
+  }
   SUBCASE("long runs keep order across compaction") {
     for (int round = 0; round < 3; ++round) {
       for (int i = 0; i < 500; ++i) queue.push(make_text_frame(std::to_string(i)));
