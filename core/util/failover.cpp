@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/util/error.hpp"
+
 namespace evstream {
 
 Failover::Failover(std::vector<WsUrl> servers, std::optional<std::int64_t> retry_timeout_us,
                    Backoff backoff)
-    : m_servers(std::move(servers)), m_retry_timeout_us(retry_timeout_us), m_backoff(backoff) {}
+    : m_servers(std::move(servers)), m_retry_timeout_us(retry_timeout_us), m_backoff(backoff) {
+  if (m_servers.empty()) throw Error("no server URL given");  // current() needs one
+}
 
 void Failover::opened() {
   m_backoff.reset();

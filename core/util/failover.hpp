@@ -15,8 +15,8 @@ namespace evstream {
 
 class Failover {
  public:
-  // `servers` must not be empty. `retry_timeout_us`: give up once no server has answered for this
-  // long (none: never give up).
+  // `servers` must not be empty (evstream::Error otherwise). `retry_timeout_us`: give up once no
+  // server has answered for this long (none: never give up).
   Failover(std::vector<WsUrl> servers, std::optional<std::int64_t> retry_timeout_us,
            Backoff backoff = {});
 

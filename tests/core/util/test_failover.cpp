@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/error.hpp"
+
 using evstream::Failover;
 using evstream::WsUrl;
 
@@ -81,6 +83,9 @@ TEST_CASE("util::Failover") {
     Failover failover(servers({"ws://a:1"}), 50'000);
     const auto step = failover.failed(0);
     CHECK(step.delay_us == 51'000);
+  }
+  SUBCASE("an empty list is refused") {
+    CHECK_THROWS_AS(Failover({}, std::nullopt), evstream::Error);
   }
   SUBCASE("describe names the server left and the next one") {
     Failover one(servers({"ws://a:1"}), std::nullopt);
