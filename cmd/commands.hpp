@@ -4,8 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/util/error.hpp"
+#include "core/util/util.hpp"
 
 namespace evstream::cmd {
 
@@ -22,6 +24,32 @@ Runner add_publish(CLI::App& app);
 Runner add_tail(CLI::App& app);
 Runner add_replay(CLI::App& app);
 Runner add_loadtest(CLI::App& app);
+
+// --url on the client subcommands: repeatable, each value a comma-separated list of servers to fail
+// over between in order (SPEC "Cluster"); also from EVSTREAM_URL. Empty when not given.
+inline CLI::Option* add_urls_option(CLI::App* sub, std::vector<std::string>& urls,
+                                    const std::string& description) {
+  return sub->add_option("--url", urls, description)
+      ->allow_extra_args(false)  // `--url A EVENT`: EVENT stays positional
+      ->envname("EVSTREAM_URL")
+      ->default_str("ws://localhost:8000");  // what server_urls() uses when none is given
+}
+
+// The --url values as servers (the default when none), `path` added to each that has none.
+inline std::vector<WsUrl> server_urls(const std::vector<std::string>& values,
+                                      const std::string& path) {
+  return parse_ws_url_list(
+      values.empty() ? std::vector<std::string>{"ws://localhost:8000"} : values, path);
+}
+
+// Adds ?token=T (or &token=T) to every server's path.
+inline void add_token(std::vector<WsUrl>& urls, const std::string& token) {
+  if (token.empty()) return;
+  for (WsUrl& url : urls) {
+    url.path +=
+        (url.path.find('?') == std::string::npos ? "?token=" : "&token=") + url_encode(token);
+  }
+}
 
 // The hint after "cannot reach URL: reason": a refused token already says what to do.
 inline std::string reach_hint(const std::string& reason, const std::string& retry_timeout = {}) {

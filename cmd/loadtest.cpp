@@ -17,7 +17,7 @@ namespace evstream::cmd {
 namespace {
 
 struct LoadtestFlags {
-  std::string url = "ws://localhost:8000";
+  std::vector<std::string> urls;  // empty: ws://localhost:8000
   std::string duration = "10s";
   std::string size = "1KiB";
   std::string slo;
@@ -47,7 +47,7 @@ int run_loadtest_command(LoadtestFlags& flags) {
                 std::to_string(std::max<std::size_t>(1, options.clients / 100) * 10) + "MB";
   std::vector<SloCheck> checks;
   try {  // a bad option value is a usage error (2), not a missed SLO (1)
-    options.url = parse_ws_url(flags.url, "/");
+    options.urls = server_urls(flags.urls, "/");
     options.duration_us = parse_duration_us(flags.duration);
     options.size = parse_size(flags.size);
     checks = parse_slo(slo);
@@ -84,9 +84,9 @@ Runner add_loadtest(CLI::App& app) {
   LoadtestOptions& o = flags->options;
   CLI::App* sub = app.add_subcommand(
       "loadtest", "Measure latency, loss and memory with N subscribers and a paced publisher");
-  sub->add_option("--url", flags->url, "Server URL")
-      ->envname("EVSTREAM_URL")
-      ->capture_default_str();
+  add_urls_option(sub, flags->urls,
+                  "Server URL; several (A,B or repeated, nodes of one cluster): subscribers "
+                  "round-robin, the publisher on the first");
   sub->add_option("--clients", o.clients, "Subscribers to open")
       ->check(CLI::Range(std::size_t{1}, std::size_t{19000}))
       ->capture_default_str();

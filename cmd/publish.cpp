@@ -13,7 +13,7 @@ namespace evstream::cmd {
 namespace {
 
 struct PublishFlags {
-  std::string url = "ws://localhost:8000";
+  std::vector<std::string> urls;  // empty: ws://localhost:8000
   std::string token;
   std::string retry_timeout = "30s";
   PublishOptions options;
@@ -22,23 +22,20 @@ struct PublishFlags {
 int run_publish_command(PublishFlags& flags) {
   PublishOptions& options = flags.options;
   try {  // a bad option value is a usage error (2), not rejected lines (1)
-    options.url = parse_ws_url(flags.url, "/ws/publish");
+    options.urls = server_urls(flags.urls, "/ws/publish");
     options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
   } catch (const evstream::Error& e) {
     std::fprintf(stderr, "evstream: error: %s\n", e.what());
     return kExitUsage;
   }
-  if (!flags.token.empty()) {
-    options.url.path += (options.url.path.find('?') == std::string::npos ? "?token=" : "&token=") +
-                        url_encode(flags.token);
-  }
+  add_token(options.urls, flags.token);
   block_stop_signals();
   ClientLoop loop(4);
   StopSignalWatcher signals([&loop](int) { loop.stop(); });
   const PublishSummary summary = run_publish(options, loop);
   if (summary.unreachable) {
     std::fprintf(stderr, "evstream: error: cannot reach %s: %s%s\n",
-                 options.url.to_string().c_str(), summary.unreachable_reason.c_str(),
+                 to_string(options.urls).c_str(), summary.unreachable_reason.c_str(),
                  reach_hint(summary.unreachable_reason, flags.retry_timeout).c_str());
   }
   if (!options.quiet || summary.rejected > 0) {
@@ -56,9 +53,9 @@ Runner add_publish(CLI::App& app) {
   auto flags = std::make_shared<PublishFlags>();
   CLI::App* sub = app.add_subcommand(
       "publish", "Publish events: NDJSON lines from stdin, or JSON objects as arguments");
-  sub->add_option("--url", flags->url, "Server URL (ws://, wss://, http://, https://)")
-      ->envname("EVSTREAM_URL")
-      ->capture_default_str();
+  add_urls_option(sub, flags->urls,
+                  "Server URL (ws://, wss://, http://, https://); several (A,B or repeated): "
+                  "fail over in order");
   sub->add_option("--topic", flags->options.topic, "Topic for events that do not name one");
   sub->add_option("--key-field", flags->options.key_field,
                   "Take each event's idempotency key from this data field");

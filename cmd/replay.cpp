@@ -16,13 +16,13 @@ namespace {
 
 struct ReplayFlags {
   std::string db;
-  std::string url;
+  std::vector<std::string> urls;
   std::string since;
   std::string until;
   std::vector<std::string> topics;
   double speed = 0;  // as fast as possible: replay is mostly for catching up or copying
   bool data_only = false;
-  std::string to;
+  std::vector<std::string> to;
   std::string token;
   std::string read_token;
   std::string retry_timeout = "30s";
@@ -62,12 +62,12 @@ ReplayFilter make_filter(const ReplayFlags& flags) {
 // The flags, checked before anything is opened: a bad value is a usage error (2).
 struct Plan {
   ReplayFilter filter;
-  std::optional<WsUrl> url;              // the --url source
-  std::optional<PublishOptions> target;  // --to
+  std::optional<std::vector<WsUrl>> url;  // the --url source (its servers)
+  std::optional<PublishOptions> target;   // --to
 };
 
 Plan make_plan(const ReplayFlags& flags) {
-  if (flags.db.empty() == flags.url.empty()) {
+  if (flags.db.empty() == flags.urls.empty()) {
     throw UsageError("give exactly one source: --db FILE or --url SERVER");
   }
   if (!std::isfinite(flags.speed) || flags.speed < 0) {
@@ -75,15 +75,12 @@ Plan make_plan(const ReplayFlags& flags) {
   }
   Plan plan{make_filter(flags), {}, {}};
   try {
-    if (!flags.url.empty()) plan.url = parse_ws_url(flags.url, "/");
+    if (!flags.urls.empty()) plan.url = parse_ws_url_list(flags.urls, "/");
     if (flags.to.empty()) return plan;
     PublishOptions& target = plan.target.emplace();
-    target.url = parse_ws_url(flags.to, "/ws/publish");
+    target.urls = parse_ws_url_list(flags.to, "/ws/publish");
     target.retry_timeout_us = parse_duration_us(flags.retry_timeout);
-    if (!flags.token.empty()) {
-      target.url.path += (target.url.path.find('?') == std::string::npos ? "?token=" : "&token=") +
-                         url_encode(flags.token);
-    }
+    add_token(target.urls, flags.token);
   } catch (const evstream::Error& e) {
     throw UsageError(e.what());
   }
@@ -102,7 +99,7 @@ int republish(const ReplayFlags& flags, const PublishOptions& target, RecordSour
   const PublishSummary& summary = result.summary;
   if (summary.unreachable) {
     std::fprintf(stderr, "evstream: error: cannot reach %s: %s (--retry-timeout %s passed)\n",
-                 target.url.to_string().c_str(), summary.unreachable_reason.c_str(),
+                 to_string(target.urls).c_str(), summary.unreachable_reason.c_str(),
                  flags.retry_timeout.c_str());
   }
   const bool interrupted = summary.interrupted || result.replay.end != ReplayResult::End::done;
@@ -151,7 +148,11 @@ Runner add_replay(CLI::App& app) {
   CLI::App* sub =
       app.add_subcommand("replay", "Replay stored events in id order, from a database or a server");
   auto* db = sub->add_option("--db", flags->db, "Read this database file (read-only)");
-  auto* url = sub->add_option("--url", flags->url, "Read this server's REST API");
+  // Not from EVSTREAM_URL: that would turn `replay --db FILE` into two sources.
+  auto* url = sub->add_option("--url", flags->urls,
+                              "Read this server's REST API; several (A,B or repeated): fail over "
+                              "in order")
+                  ->allow_extra_args(false);
   db->excludes(url);
   sub->add_option("--since", flags->since,
                   "Start after an event id, or at an RFC 3339 time or a duration ago");
@@ -163,7 +164,10 @@ Runner add_replay(CLI::App& app) {
       ->capture_default_str();
   auto* data_only =
       sub->add_flag("--data-only", flags->data_only, "Only the data objects (input for publish)");
-  auto* to = sub->add_option("--to", flags->to, "Republish to this server instead of stdout");
+  auto* to = sub->add_option("--to", flags->to,
+                             "Republish to this server instead of stdout; several (A,B or "
+                             "repeated): fail over in order")
+                 ->allow_extra_args(false);
   to->excludes(data_only);
   sub->add_option("--token", flags->token, "Publish token for --to")->envname("EVSTREAM_TOKEN");
   sub->add_option("--read-token", flags->read_token, "Read token for --url (default: --token)");

@@ -17,7 +17,7 @@ namespace evstream::cmd {
 namespace {
 
 struct TailFlags {
-  std::string url = "ws://localhost:8000";
+  std::vector<std::string> urls;  // empty: ws://localhost:8000
   std::string since;
   std::int64_t last = -1;
   std::uint64_t count = 0;
@@ -52,7 +52,7 @@ void apply_since(const std::string& since, TailOptions& options) {
 int run_tail_command(TailFlags& flags) {
   TailOptions& options = flags.options;
   try {  // a bad option value is a usage error (2)
-    options.url = parse_ws_url(flags.url, "/ws/events");
+    options.urls = server_urls(flags.urls, "/ws/events");
     apply_since(flags.since, options);
     if (!flags.retry_timeout.empty())
       options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
@@ -76,7 +76,7 @@ int run_tail_command(TailFlags& flags) {
   const TailResult result = run_tail(options, loop);
   if (result.end == TailResult::End::unreachable) {
     std::fprintf(stderr, "evstream: error: cannot reach %s: %s%s\n",
-                 options.url.to_string().c_str(), result.reason.c_str(),
+                 to_string(options.urls).c_str(), result.reason.c_str(),
                  reach_hint(result.reason).c_str());
     return kExitUnavailable;
   }
@@ -88,9 +88,9 @@ int run_tail_command(TailFlags& flags) {
 Runner add_tail(CLI::App& app) {
   auto flags = std::make_shared<TailFlags>();
   CLI::App* sub = app.add_subcommand("tail", "Follow live events (resumes across reconnects)");
-  sub->add_option("--url", flags->url, "Server URL (ws://, wss://, http://, https://)")
-      ->envname("EVSTREAM_URL")
-      ->capture_default_str();
+  add_urls_option(sub, flags->urls,
+                  "Server URL (ws://, wss://, http://, https://); several (A,B or repeated): "
+                  "fail over in order, resuming by id");
   sub->add_option("--topic", flags->options.topics, "Only these topics (repeatable)");
   sub->add_option("--since", flags->since,
                   "Start after an event id, a duration ago (10m) or an RFC 3339 time");

@@ -44,7 +44,7 @@ complete -c evstream -n $serve -x -l nats-dedupe-window -d 'How long JetStream r
 
 # publish
 set -l publish '__fish_seen_subcommand_from publish'
-complete -c evstream -n $publish -x -l url -d 'Server URL (default $EVSTREAM_URL or ws://localhost:8000)'
+complete -c evstream -n $publish -x -l url -d 'Server URL; several (A,B or repeated): fail over in order (default $EVSTREAM_URL or ws://localhost:8000)'
 complete -c evstream -n $publish -x -l topic -d 'Topic for events that do not name one'
 complete -c evstream -n $publish -x -l key-field -d 'Take the idempotency key from this data field'
 complete -c evstream -n $publish -x -l token -d 'Publish token (default $EVSTREAM_TOKEN)'
@@ -54,7 +54,7 @@ complete -c evstream -n $publish -s q -l quiet -d 'No summary line on success'
 
 # tail
 set -l tail '__fish_seen_subcommand_from tail'
-complete -c evstream -n $tail -x -l url -d 'Server URL (default $EVSTREAM_URL or ws://localhost:8000)'
+complete -c evstream -n $tail -x -l url -d 'Server URL; several (A,B or repeated): fail over in order (default $EVSTREAM_URL or ws://localhost:8000)'
 complete -c evstream -n $tail -x -l topic -d 'Only these topics (repeatable)'
 complete -c evstream -n $tail -x -l since -d 'Start after an event id, a duration ago or an RFC 3339 time'
 complete -c evstream -n $tail -x -s n -l last -d 'Start with the last N stored events'
@@ -69,20 +69,20 @@ complete -c evstream -n $tail -x -l retry-timeout -d 'Give up (exit 69) after th
 # replay
 set -l replay '__fish_seen_subcommand_from replay'
 complete -c evstream -n $replay -r -F -l db -d 'Read this database file (read-only)'
-complete -c evstream -n $replay -x -l url -d 'Read this server\'s REST API'
+complete -c evstream -n $replay -x -l url -d 'Read this server\'s REST API; several (A,B or repeated): fail over in order'
 complete -c evstream -n $replay -x -l since -d 'Start after an event id, or at an RFC 3339 time or a duration ago'
 complete -c evstream -n $replay -x -l until -d 'Stop at an event id (included), an RFC 3339 time or a duration ago'
 complete -c evstream -n $replay -x -l topic -d 'Only these topics (repeatable)'
 complete -c evstream -n $replay -x -l speed -d 'Pace by the original times: 1 real time, 10 ten times faster, 0 no pauses (default 0)'
 complete -c evstream -n $replay -l data-only -d 'Only the data objects (input for publish)'
-complete -c evstream -n $replay -x -l to -d 'Republish to this server instead of stdout'
+complete -c evstream -n $replay -x -l to -d 'Republish to this server instead of stdout; several (A,B or repeated): fail over in order'
 complete -c evstream -n $replay -x -l token -d 'Publish token for --to (default $EVSTREAM_TOKEN)'
 complete -c evstream -n $replay -x -l read-token -d 'Read token for --url (default: --token)'
 complete -c evstream -n $replay -x -l retry-timeout -d 'With --to: give up (exit 69) after this long unreachable (default 30s)'
 
 # loadtest
 set -l loadtest '__fish_seen_subcommand_from loadtest'
-complete -c evstream -n $loadtest -x -l url -d 'Server URL (default $EVSTREAM_URL or ws://localhost:8000)'
+complete -c evstream -n $loadtest -x -l url -d 'Server URL; several (A,B or repeated): fail over in order (default $EVSTREAM_URL or ws://localhost:8000)'
 complete -c evstream -n $loadtest -x -l clients -d 'Subscribers to open (default 100)'
 complete -c evstream -n $loadtest -x -l duration -d 'How long to publish (default 10s)'
 complete -c evstream -n $loadtest -x -l rate -d 'Events per second, 0: as fast as acked (default 10)'

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "core/client/ws_client.hpp"
-#include "core/util/backoff.hpp"
+#include "core/util/failover.hpp"
 #include "core/wire/protocol.hpp"
 #include "core/wire/record_format.hpp"
 
@@ -51,7 +51,10 @@ void run_exec(const std::string& command, const WireRecord& record, const std::s
 class Follower final : public WsHandler {
  public:
   Follower(const TailOptions& options, ClientLoop& loop)
-      : m_options(options), m_loop(loop), m_connection(loop, *this) {}
+      : m_options(options),
+        m_loop(loop),
+        m_connection(loop, *this),
+        m_failover(options.urls, options.retry_timeout_us) {}
 
   TailResult run() {
     connect();
@@ -62,10 +65,14 @@ class Follower final : public WsHandler {
   }
 
   void on_open(WsConnection&) override {
-    if (m_reconnecting) std::fprintf(stderr, "evstream tail: reconnected\n");
+    if (m_reconnecting && m_failover.several()) {
+      std::fprintf(stderr, "evstream tail: reconnected to %s\n",
+                   m_failover.current().to_string().c_str());
+    } else if (m_reconnecting) {
+      std::fprintf(stderr, "evstream tail: reconnected\n");
+    }
     m_reconnecting = false;
-    m_backoff.reset();
-    m_unreachable_since = 0;
+    m_failover.opened();
   }
 
   void on_message(WsConnection& connection, std::string_view text) override {
@@ -95,28 +102,24 @@ class Follower final : public WsHandler {
       finish(TailResult::End::unreachable, reason);
       return;
     }
-    const std::int64_t now = now_unix_us();
-    if (m_unreachable_since == 0) m_unreachable_since = now;
-    if (m_options.retry_timeout_us && now - m_unreachable_since >= *m_options.retry_timeout_us) {
+    const Failover::Step step = m_failover.failed(now_unix_us());
+    if (step.give_up) {
       finish(TailResult::End::unreachable, reason);
       return;
     }
-    std::int64_t delay = m_backoff.next_delay_us();
-    if (m_options.retry_timeout_us) {
-      // Never wait past the retry deadline: the attempt after it decides on exit 69.
-      delay = std::min(delay, m_unreachable_since + *m_options.retry_timeout_us - now + 1000);
-    }
-    std::fprintf(stderr, "evstream tail: %s: %s; reconnecting in %.1fs\n",
-                 m_options.url.to_string().c_str(), reason.c_str(),
-                 static_cast<double>(delay) / 1e6);
+    std::fprintf(stderr, "evstream tail: %s\n",
+                 m_failover.describe(step, reason, "reconnecting").c_str());
     m_reconnecting = true;
-    m_loop.after(delay, [this] { connect(); });
+    // Through a timer even without a pause: this runs inside the lws callback of the old wsi.
+    m_loop.after(step.delay_us, [this] { connect(); });
   }
 
  private:
   void connect() {
-    WsUrl url = m_options.url;
-    url.path = tail_path(m_options, m_last_id);
+    // Resuming after the last id printed is what makes a failover seamless: cluster nodes
+    // serve the same events under the same ids.
+    WsUrl url = m_failover.current();
+    url.path = tail_path(m_options, url, m_last_id);
     m_connection.connect(url);
   }
 
@@ -164,17 +167,17 @@ class Follower final : public WsHandler {
   ClientLoop& m_loop;
   WsConnection m_connection;
   std::optional<EventId> m_last_id;
-  Backoff m_backoff;
+  Failover m_failover;
   bool m_reconnecting = false;
-  std::int64_t m_unreachable_since = 0;
   bool m_done = false;
   TailResult m_result;
 };
 
 }  // namespace
 
-std::string tail_path(const TailOptions& options, std::optional<EventId> resume_after) {
-  std::string path = options.url.path;
+std::string tail_path(const TailOptions& options, const WsUrl& server,
+                      std::optional<EventId> resume_after) {
+  std::string path = server.path;
   std::string query;
   const auto add = [&query](std::string_view name, const std::string& value) {
     query += query.empty() ? "" : "&";

@@ -1,6 +1,7 @@
 #pragma once
 // `evstream tail`: follows /ws/events, answers pings, and on a lost connection reconnects with
-// backoff and resumes after the last id it printed, so the output has no gap and no duplicate.
+// backoff (failing over along the list of servers, which serve the same ids) and resumes after the
+// last id it printed, so the output has no gap and no duplicate.
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -15,7 +16,7 @@ namespace evstream {
 class ClientLoop;
 
 struct TailOptions {
-  WsUrl url;  // the /ws/events endpoint, without subscription parameters
+  std::vector<WsUrl> urls;  // /ws/events endpoints in failover order, without subscription params
   std::vector<std::string> topics;
   std::optional<EventId> since_id;
   std::optional<std::int64_t> since_time_us;
@@ -25,7 +26,7 @@ struct TailOptions {
   std::string format;                            // for Output::custom
   std::optional<std::uint64_t> count;            // exit after this many events
   std::string exec;                              // run once per event, record on its stdin
-  std::optional<std::int64_t> retry_timeout_us;  // none: retry forever
+  std::optional<std::int64_t> retry_timeout_us;  // no server answering this long; none: forever
   std::string token;
   std::FILE* out = stdout;
 };
@@ -38,7 +39,8 @@ struct TailResult {
 
 TailResult run_tail(const TailOptions& options, ClientLoop& loop);
 
-// The subscription URL path for a (re)connect: topics plus the resume point.
-std::string tail_path(const TailOptions& options, std::optional<EventId> resume_after);
+// The subscription URL path on `server` for a (re)connect: topics plus the resume point.
+std::string tail_path(const TailOptions& options, const WsUrl& server,
+                      std::optional<EventId> resume_after);
 
 }  // namespace evstream

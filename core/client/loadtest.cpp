@@ -126,12 +126,13 @@ class Engine final : public WsHandler {
 
   // Shard 0 lives on this loop beside the publisher; each further one gets a loop and a thread.
   void start_shards() {
-    WsUrl url = m_options.url;
     std::string path = "/ws/events";
     if (!m_options.topic.empty()) path += "?topic=" + url_encode(m_options.topic);
-    url.path = with_token(path, m_options.read_token);
+    std::vector<WsUrl> urls = m_options.urls;
+    for (WsUrl& url : urls) url.path = with_token(path, m_options.read_token);
     const std::size_t count = std::clamp<std::size_t>(m_options.threads, 1, m_options.clients);
     const double ramp = m_options.ramp / static_cast<double>(count);
+    std::size_t first = 0;  // global index of the shard's first subscriber: one round-robin
     for (std::size_t k = 0; k < count; ++k) {
       const std::size_t clients = m_options.clients / count + (k < m_options.clients % count);
       ClientLoop* loop = &m_loop;
@@ -144,8 +145,9 @@ class Engine final : public WsHandler {
         m_worker_loops.push_back(std::make_unique<ClientLoop>(clients + 8));
         loop = m_worker_loops.back().get();
       }
-      m_shards.push_back(std::make_unique<LoadtestShard>(*loop, m_tally, url, clients, ramp,
+      m_shards.push_back(std::make_unique<LoadtestShard>(*loop, m_tally, urls, first, clients, ramp,
                                                          m_phase_started, std::move(on_event)));
+      first += clients;
     }
     for (std::size_t k = 1; k < m_shards.size(); ++k) {
       m_workers.emplace_back([shard = m_shards[k].get()] { shard->run_until_stopped(); });
@@ -174,7 +176,7 @@ class Engine final : public WsHandler {
       }
       return;
     }
-    WsUrl base = m_options.url;
+    const WsUrl& base = m_options.urls.front();
     const auto response =
         http_get(m_loop, base, with_token("/api/health", m_options.read_token), 5'000'000);
     if (response.status == 0) {
@@ -189,8 +191,8 @@ class Engine final : public WsHandler {
 
   // The server's evstream_delivery_seconds buckets now; empty when /metrics cannot be read.
   std::vector<PromBucket> server_delivery() {
-    const auto response =
-        http_get(m_loop, m_options.url, with_token("/metrics", m_options.read_token), 5'000'000);
+    const auto response = http_get(m_loop, m_options.urls.front(),
+                                   with_token("/metrics", m_options.read_token), 5'000'000);
     if (response.status != 200) return {};
     return read_histogram_buckets(response.body, "evstream_delivery_seconds");
   }
@@ -246,7 +248,7 @@ class Engine final : public WsHandler {
     m_phase_started = now;
     m_publish_start = now;
     m_ready_at_start = m_tally.connected;
-    WsUrl url = m_options.url;
+    WsUrl url = m_options.urls.front();
     url.path = with_token("/ws/publish", m_options.token);
     m_publisher.connect(url);
   }

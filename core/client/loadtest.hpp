@@ -16,7 +16,9 @@ namespace evstream {
 class ClientLoop;
 
 struct LoadtestOptions {
-  WsUrl url;  // the server (ws://host:port); endpoints are added
+  // The servers (ws://host:port; endpoints are added). Subscribers are spread over them round-robin
+  // (nodes of one cluster); the publisher and the server figures use the first.
+  std::vector<WsUrl> urls;
   std::size_t clients = 100;
   std::int64_t duration_us = 10'000'000;
   double rate = 10;         // events per second; 0: as fast as the publish window allows

@@ -69,11 +69,13 @@ class LoadtestSubscriber final : public WsHandler {
   std::int64_t m_started_us = 0;
 };
 
-LoadtestShard::LoadtestShard(ClientLoop& loop, LoadtestTally& tally, WsUrl url, std::size_t clients,
-                             double ramp, std::int64_t start_us, std::function<void()> on_event)
+LoadtestShard::LoadtestShard(ClientLoop& loop, LoadtestTally& tally, std::vector<WsUrl> urls,
+                             std::size_t first, std::size_t clients, double ramp,
+                             std::int64_t start_us, std::function<void()> on_event)
     : m_loop(loop),
       m_tally(tally),
-      m_url(std::move(url)),
+      m_urls(std::move(urls)),
+      m_first(first),
       m_clients(clients),
       m_ramp(ramp),
       m_start_us(start_us),
@@ -90,7 +92,7 @@ void LoadtestShard::open_due(std::int64_t now_us) {
   while (m_subscribers.size() < allowed && m_connecting < kMaxConnecting) {
     m_subscribers.push_back(std::make_unique<LoadtestSubscriber>(*this, m_loop));
     ++m_connecting;
-    m_subscribers.back()->start(m_url);
+    m_subscribers.back()->start(m_urls[(m_first + m_subscribers.size() - 1) % m_urls.size()]);
   }
 }
 

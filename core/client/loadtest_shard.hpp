@@ -30,11 +30,12 @@ class LoadtestSubscriber;
 
 class LoadtestShard {
  public:
-  // `clients` subscribers to `url` (a /ws/events URL), opened at `ramp` per second from
-  // `start_us` (0: all at once); `on_event` (may be empty) runs on this shard's loop thread after
-  // each event received.
-  LoadtestShard(ClientLoop& loop, LoadtestTally& tally, WsUrl url, std::size_t clients, double ramp,
-                std::int64_t start_us, std::function<void()> on_event);
+  // `clients` subscribers to `urls` (/ws/events URLs, not empty), round-robin: subscriber i of
+  // this shard goes to urls[(first + i) % size]. Opened at `ramp` per second from `start_us`
+  // (0: all at once); `on_event` (may be empty) runs on this shard's loop thread after each event.
+  LoadtestShard(ClientLoop& loop, LoadtestTally& tally, std::vector<WsUrl> urls, std::size_t first,
+                std::size_t clients, double ramp, std::int64_t start_us,
+                std::function<void()> on_event);
   ~LoadtestShard();
   LoadtestShard(const LoadtestShard&) = delete;
   LoadtestShard& operator=(const LoadtestShard&) = delete;
@@ -66,7 +67,8 @@ class LoadtestShard {
  private:
   ClientLoop& m_loop;
   LoadtestTally& m_tally;
-  WsUrl m_url;
+  std::vector<WsUrl> m_urls;
+  std::size_t m_first;
   std::size_t m_clients;
   double m_ramp;
   std::int64_t m_start_us;

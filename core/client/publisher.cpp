@@ -8,7 +8,7 @@
 #include <random>
 
 #include "core/client/ws_client.hpp"
-#include "core/util/backoff.hpp"
+#include "core/util/failover.hpp"
 #include "core/util/line_reader.hpp"
 #include "core/wire/json_text.hpp"
 #include "core/wire/protocol.hpp"
@@ -37,7 +37,11 @@ void report(std::uint64_t line, const std::string& reason) {
 class Publisher final : public WsHandler {
  public:
   Publisher(const PublishOptions& options, ClientLoop& loop)
-      : m_options(options), m_loop(loop), m_connection(loop, *this), m_run_id(random_run_id()) {}
+      : m_options(options),
+        m_loop(loop),
+        m_connection(loop, *this),
+        m_run_id(random_run_id()),
+        m_failover(options.urls, options.retry_timeout_us) {}
 
   PublishSummary run() {
     std::unique_ptr<LineReader> reader;
@@ -64,8 +68,7 @@ class Publisher final : public WsHandler {
   }
 
   void on_open(WsConnection&) override {
-    m_backoff.reset();
-    m_unreachable_since = 0;
+    m_failover.opened();
     pump();
   }
 
@@ -103,23 +106,19 @@ class Publisher final : public WsHandler {
     if (reason.find("(1009") != std::string::npos) reject_oversized(reason, unacked);
     if (finished() && m_connection.is_open()) m_connection.close();
     if (finished() || m_loop.stopping()) return;
-    const std::int64_t now = now_unix_us();
-    if (m_unreachable_since == 0) m_unreachable_since = now;
-    if (now - m_unreachable_since >= m_options.retry_timeout_us) {
+    const Failover::Step step = m_failover.failed(now_unix_us());
+    if (step.give_up) {
       m_summary.unreachable = true;
       m_summary.unreachable_reason = reason;
       return;
     }
-    // Never wait past the retry deadline: the attempt after it decides on exit 69.
-    const std::int64_t delay = std::min(
-        m_backoff.next_delay_us(), m_unreachable_since + m_options.retry_timeout_us - now + 1000);
     if (!m_options.quiet) {
-      std::fprintf(stderr, "evstream publish: %s: %s; retrying in %.1fs\n",
-                   m_options.url.to_string().c_str(), reason.c_str(),
-                   static_cast<double>(delay) / 1e6);
+      std::fprintf(stderr, "evstream publish: %s\n",
+                   m_failover.describe(step, reason, "retrying").c_str());
     }
     m_retry_pending = true;
-    m_loop.after(delay, [this] {
+    // Through a timer even without a pause: this runs inside the lws callback of the old wsi.
+    m_loop.after(step.delay_us, [this] {
       m_retry_pending = false;
       connect();
     });
@@ -130,7 +129,7 @@ class Publisher final : public WsHandler {
 
   void connect() {
     if (!m_connection.is_open() && !m_connection.is_connecting())
-      m_connection.connect(m_options.url);
+      m_connection.connect(m_failover.current());
   }
 
   void take_input() {
@@ -248,8 +247,7 @@ class Publisher final : public WsHandler {
   bool m_input_done = false;
   std::deque<Outgoing> m_to_send;
   std::deque<Outgoing> m_in_flight;
-  Backoff m_backoff;
-  std::int64_t m_unreachable_since = 0;
+  Failover m_failover;
   bool m_retry_pending = false;
   PublishSummary m_summary;
 };

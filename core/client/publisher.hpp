@@ -1,7 +1,8 @@
 #pragma once
 // `evstream publish`: streams events to /ws/publish with a window of unacked events, reconnects
-// with backoff and resends what was not acked under the same idempotency keys, so a server
-// restart loses nothing and duplicates nothing.
+// with backoff (failing over along the list of servers) and resends what was not acked under the
+// same idempotency keys, so a server restart or a dead cluster node loses nothing and duplicates
+// nothing.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,11 +13,11 @@
 namespace evstream {
 
 struct PublishOptions {
-  WsUrl url;                                   // the /ws/publish endpoint
+  std::vector<WsUrl> urls;                     // /ws/publish endpoints, in failover order
   std::string topic;                           // empty: the event's own or the server default
   std::string key_field;                       // idempotency key taken from this data field
   std::size_t window = 1000;                   // unacked events in flight: hides round trips
-  std::int64_t retry_timeout_us = 30'000'000;  // give up (exit 69) after this long unreachable
+  std::int64_t retry_timeout_us = 30'000'000;  // give up (exit 69): no server answered this long
   bool quiet = false;
   std::vector<std::string> events;  // positional events; stdin is read when empty
   int input_fd = 0;

@@ -82,11 +82,14 @@ class StoreSource final : public RecordSource {
   bool m_done = false;
 };
 
-// Reads GET /api/events pages of a server, on its own client loop.
+// Reads GET /api/events pages of a server, on its own client loop. With several servers (nodes
+// of one cluster, which serve the same ids) a request that cannot reach one is tried on the next,
+// in order, once each; the source then stays with the server that answered.
 class RestSource final : public RecordSource {
  public:
-  // `read_token` is sent as ?token= (empty: none). No request is made before next_page().
-  RestSource(const WsUrl& server, ReplayFilter filter, std::string read_token,
+  // `servers` must not be empty. `read_token` is sent as ?token= (empty: none). No request is
+  // made before next_page().
+  RestSource(std::vector<WsUrl> servers, ReplayFilter filter, std::string read_token,
              int page_size = kMaxQueryLimit);
   ~RestSource() override;
   bool next_page(std::vector<Record>& page) override;
@@ -94,8 +97,10 @@ class RestSource final : public RecordSource {
 
  private:
   std::optional<std::string> get(const std::string& path);  // nullopt: interrupted
+  const WsUrl& server() const { return m_servers[m_current]; }
   std::unique_ptr<ClientLoop> m_loop;
-  WsUrl m_server;
+  std::vector<WsUrl> m_servers;
+  std::size_t m_current = 0;
   ReplayFilter m_filter;
   std::string m_token;
   int m_page_size;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <limits>
 
 #include "core/client/replay.hpp"
@@ -87,10 +88,10 @@ bool StoreSource::next_page(std::vector<Record>& page) {
 
 // --- RestSource
 
-RestSource::RestSource(const WsUrl& server, ReplayFilter filter, std::string read_token,
+RestSource::RestSource(std::vector<WsUrl> servers, ReplayFilter filter, std::string read_token,
                        int page_size)
     : m_loop(std::make_unique<ClientLoop>(4)),
-      m_server(server),
+      m_servers(std::move(servers)),
       m_filter(std::move(filter)),
       m_token(std::move(read_token)),
       m_page_size(page_size) {}
@@ -104,13 +105,24 @@ void RestSource::interrupt() {
 std::optional<std::string> RestSource::get(const std::string& path) {
   std::string request = path;
   if (!m_token.empty()) request += "&token=" + url_encode(m_token);
-  auto response = http_get(*m_loop, m_server, request, kRequestTimeoutUs);
-  if (m_loop->stopping()) return std::nullopt;
-  const std::string where = http_base(m_server);
-  if (response.status == 0) {
-    throw SourceUnreachable("cannot reach " + where + ": " + response.error +
-                            " (is `evstream serve` running there?)");
+  HttpGet::Response response;
+  // Only an unreachable server moves the request on: an HTTP error is the answer of a live one.
+  for (std::size_t tried = 1;; ++tried) {
+    response = http_get(*m_loop, server(), request, kRequestTimeoutUs);
+    if (m_loop->stopping()) return std::nullopt;
+    if (response.status != 0) break;
+    if (tried == m_servers.size()) {
+      std::string where;
+      for (const WsUrl& url : m_servers) where += (where.empty() ? "" : ", ") + http_base(url);
+      throw SourceUnreachable("cannot reach " + where + ": " + response.error +
+                              " (is `evstream serve` running there?)");
+    }
+    const std::string left = http_base(server());
+    m_current = (m_current + 1) % m_servers.size();
+    std::fprintf(stderr, "evstream replay: %s: %s; failing over to %s\n", left.c_str(),
+                 response.error.c_str(), http_base(server()).c_str());
   }
+  const std::string where = http_base(server());
   if (response.status != 200) {
     std::string hint;
     if (response.status == 401 || response.status == 403) hint = " (give --read-token)";
@@ -128,7 +140,7 @@ bool RestSource::next_page(std::vector<Record>& page) {
     const auto body = get("/api/events?order=desc&limit=1");
     if (!body) return false;
     const auto newest = parse_events_page(*body);
-    if (!newest) throw Error(http_base(m_server) + " sent an unexpected /api/events page");
+    if (!newest) throw Error(http_base(server()) + " sent an unexpected /api/events page");
     if (newest->records.empty()) {
       m_done = true;
       return false;
@@ -139,7 +151,7 @@ bool RestSource::next_page(std::vector<Record>& page) {
   const auto body = get(path);
   if (!body) return false;
   auto parsed = parse_events_page(*body);
-  if (!parsed) throw Error(http_base(m_server) + " sent an unexpected page for GET " + path);
+  if (!parsed) throw Error(http_base(server()) + " sent an unexpected page for GET " + path);
   page = std::move(parsed->records);
   if (!parsed->more || page.empty()) m_done = true;
   if (page.empty()) return false;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/util/error.hpp"
 
@@ -327,6 +328,44 @@ WsUrl parse_ws_url(std::string_view text, std::string_view default_path) {
   parse_authority(text, rest.substr(0, authority_end), default_port, url);
   url.path = make_path(rest.substr(authority_end), default_path);
   return url;
+}
+
+std::vector<WsUrl> parse_ws_url_list(const std::vector<std::string>& values,
+                                     std::string_view default_path) {
+  std::vector<WsUrl> urls;
+  for (const std::string& value : values) {
+    const std::string_view list = value;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = std::min(list.find(',', start), list.size());
+      std::string_view item = list.substr(start, comma - start);
+      const auto first = item.find_first_not_of(" \t");
+      item = first == std::string_view::npos
+                 ? std::string_view{}
+                 : item.substr(first, item.find_last_not_of(" \t") - first + 1);
+      if (item.empty()) {
+        throw input_error("URL list", list, "it has an empty item",
+                          "separate the URLs with single commas (ws://a:8000,ws://b:8000)");
+      }
+      urls.push_back(parse_ws_url(item, default_path));
+      if (comma == list.size()) break;
+      start = comma + 1;
+    }
+  }
+  if (urls.empty()) {
+    throw Error(
+        "no server URL given: use --url ws://host:port (several: --url A,B or --url repeated)");
+  }
+  return urls;
+}
+
+std::string to_string(const std::vector<WsUrl>& urls) {
+  std::string out;
+  for (const WsUrl& url : urls) {
+    if (!out.empty()) out += ", ";
+    out += url.to_string();
+  }
+  return out;
 }
 
 std::string http_base(const WsUrl& url) {

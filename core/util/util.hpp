@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace evstream {
 
@@ -32,6 +33,16 @@ struct WsUrl {
 // "ws://localhost:8000" with default_path "/ws/events" gives "ws://localhost:8000/ws/events".
 // Throws evstream::Error on an unparseable URL or an unknown scheme.
 WsUrl parse_ws_url(std::string_view text, std::string_view default_path);
+
+// The servers of a client's --url: every value may hold several URLs separated by commas
+// ("ws://a:8000,ws://b:8000") and the option may be repeated; the result keeps their order. Spaces
+// around an item are ignored. Each item goes through parse_ws_url(item, default_path). Throws
+// evstream::Error naming the bad item, an empty item ("a,,b", "a,") or an empty list.
+std::vector<WsUrl> parse_ws_url_list(const std::vector<std::string>& values,
+                                     std::string_view default_path);
+
+// "ws://a:1/p, ws://b:2/p" for messages (tokens masked, as WsUrl::to_string does).
+std::string to_string(const std::vector<WsUrl>& urls);
 
 // The same URL as http(s)://host:port (for REST calls made by replay and loadtest).
 std::string http_base(const WsUrl& url);

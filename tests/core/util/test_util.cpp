@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "core/util/error.hpp"
 
@@ -271,6 +272,66 @@ TEST_CASE("util::parse_ws_url") {
   }
   SUBCASE("'://' inside a path is not a scheme") {
     CHECK(parse_ws_url("h:1/p?u=a://b", "/").path == "/p?u=a://b");
+  }
+}
+
+TEST_CASE("util::parse_ws_url_list") {
+  using evstream::parse_ws_url_list;
+  using evstream::to_string;
+  using Values = std::vector<std::string>;
+
+  SUBCASE("one URL is the same as parse_ws_url") {
+    const auto urls = parse_ws_url_list(Values{"ws://h:1"}, "/ws/events");
+    REQUIRE(urls.size() == 1);
+    CHECK(urls[0].to_string() == "ws://h:1/ws/events");
+  }
+  SUBCASE("a comma list, in order, each with the default path") {
+    const auto urls = parse_ws_url_list(Values{"ws://a:1,http://b:2/x,c"}, "/ws/publish");
+    REQUIRE(urls.size() == 3);
+    CHECK(urls[0].to_string() == "ws://a:1/ws/publish");
+    CHECK(urls[1].to_string() == "ws://b:2/x");
+    CHECK(urls[2].to_string() == "ws://c:8000/ws/publish");
+  }
+  SUBCASE("repeated values and lists mix, keeping their order") {
+    const auto urls = parse_ws_url_list(Values{"a:1", "b:2,c:3", "d:4"}, "/");
+    REQUIRE(urls.size() == 4);
+    CHECK(urls[1].host == "b");
+    CHECK(urls[2].host == "c");
+    CHECK(urls[3].port == 4);
+  }
+  SUBCASE("spaces around items are ignored") {
+    const auto urls = parse_ws_url_list(Values{" ws://a:1 , ws://b:2\t"}, "/");
+    REQUIRE(urls.size() == 2);
+    CHECK(urls[0].host == "a");
+    CHECK(urls[1].host == "b");
+  }
+  SUBCASE("IPv6 and queries survive the split") {
+    const auto urls = parse_ws_url_list(Values{"[::1]:9/p?token=t,wss://h"}, "/");
+    REQUIRE(urls.size() == 2);
+    CHECK(urls[0].host == "::1");
+    CHECK(urls[0].path == "/p?token=t");
+    CHECK(urls[1].tls);
+  }
+  SUBCASE("a bad item is named") {
+    CHECK_THROWS_WITH_AS(parse_ws_url_list(Values{"ws://a:1,ftp://b"}, "/"),
+                         "invalid URL \"ftp://b\": expected ws://, wss://, http:// or https://",
+                         Error);
+    CHECK(error_of([] {
+            parse_ws_url_list(Values{"a:1", "b:99999"}, "/");
+          }).find("\"b:99999\"") != std::string::npos);
+  }
+  SUBCASE("empty items and empty lists") {
+    for (const char* bad : {"a:1,,b:2", "a:1,", ",a:1", " ", ""}) {
+      CAPTURE(bad);
+      CHECK(error_of([bad] { parse_ws_url_list(Values{bad}, "/"); }).find("empty item") !=
+            std::string::npos);
+    }
+    CHECK(error_of([] { parse_ws_url_list(Values{}, "/"); }).find("no server URL") !=
+          std::string::npos);
+  }
+  SUBCASE("to_string joins them, tokens masked") {
+    CHECK(to_string(parse_ws_url_list(Values{"a:1/p?token=s,b:2"}, "/")) ==
+          "ws://a:1/p?token=***, ws://b:2/");
   }
 }
 
