@@ -6,13 +6,15 @@ WebSocket and HTTP clients. Counts are asserted, never eyeballed; every wait has
 import asyncio
 import json
 import os
+import re
+import subprocess
 import urllib.error
 import urllib.request
 
 import websockets
 
 from evtest import ClientTestCase, async_wait_for, run_serve_once
-from natstest import NatsServer, jetstream_api
+from natstest import NatsServer, jetstream_api, nats_cluster
 
 
 def get_json(url):
@@ -148,6 +150,46 @@ class ClusterTest(ClientTestCase):
         self.assertGreaterEqual(get_json(http_url(b) + "/api/health")["nats"]["reconnects"], 1)
 
 
+    async def test_kill_9_of_a_node_mid_stream_clients_fail_over_nothing_lost_or_twice(self):
+        total = 2000
+        a, b = self.node("a"), self.node("b")
+        servers = ["--url", f"{a.url},{b.url}"]
+        tail_b_first = self.spawn("tail", "--url", f"{b.url},{a.url}", "--since", "0", "--json")
+        tail = self.spawn("tail", *servers, "--since", "0", "--json")
+        feed = self.spawn("publish", *servers, "--retry-timeout", "30s", stdin=subprocess.PIPE)
+
+        async def write_paced():
+            # Paced (not a synchronisation): events keep flowing while node a dies, so frames
+            # are in flight and unacked at the moment of the kill.
+            for start in range(0, total, 50):
+                feed.write("".join(json.dumps({"seq": i}) + "\n"
+                                   for i in range(start, start + 50)))
+                await asyncio.sleep(0.02)
+            feed.close_stdin()
+
+        writer = asyncio.ensure_future(write_paced())
+        await tail.wait_lines(total // 4, timeout=15)
+        a.kill()  # kill -9 mid-stream: the publisher's unacked frames and tail's feed move to b
+        await asyncio.wait_for(writer, 30)
+        self.assertEqual(await feed.wait_exit(timeout=45), 0, feed.stderr_text())
+        summary = re.search(r"published (\d+) events \(ids \d+-\d+\)(?:, (\d+) already "
+                            r"stored)?, 0 rejected", feed.stderr_text())
+        self.assertIsNotNone(summary, feed.stderr_text())
+        self.assertEqual(int(summary.group(1)), total)
+        await tail.wait_stderr(r"failing over to " + re.escape(b.url), timeout=10)
+        for child in (tail, tail_b_first):
+            records = [json.loads(line) for line in await child.wait_lines(total, timeout=30)]
+            self.assertContiguous([r["id"] for r in records], 1, total)
+            self.assertEqual(sorted(r["data"]["seq"] for r in records), list(range(total)))
+        stored = await self.stored(b, timeout=20)
+        self.assertEqual(sorted(r["data"]["seq"] for r in stored), list(range(total)),
+                         "every line stored exactly once")
+        # Nothing more arrives: no replayed duplicates after the failover.
+        await self.publish_many(b, [{"seq": total}])
+        await tail.wait_lines(total + 1, timeout=10)
+        self.assertEqual(json.loads(tail.lines[-1])["id"], total + 1)
+        self.assertEqual(len(tail.lines), total + 1)
+
     async def test_nats_away_past_the_ack_wait_gives_1013_and_503_and_resends_store_once(self):
         a, b = self.node("a"), self.node("b")
         sub = await self.subscribe(b)
@@ -187,6 +229,55 @@ class ClusterTest(ClientTestCase):
         self.assertEqual(sorted(json.dumps(e["data"]) for e in got),
                          sorted([json.dumps({"k": k}) for k in range(3)] + ['{"http": 1}']))
         await sub.expect_silence(0.3)
+
+
+class ReplicatedClusterTest(ClientTestCase):
+    """Three NATS servers with routes, a stream with 3 replicas, two serve nodes."""
+
+    async def asyncSetUp(self):
+        self.nats = await asyncio.to_thread(nats_cluster, self.tmpdir, 3)
+        for server in self.nats:
+            self.addCleanup(server.stop)  # registered first: they stop after the serve nodes
+        await super().asyncSetUp()
+
+    def node(self, name, *args):
+        urls = ",".join(server.url for server in self.nats)
+        return self.start_server("--nats", urls, "--nats-replicas", "3", *args,
+                                 db=os.path.join(self.tmpdir, f"{name}.db"), name=name)
+
+    async def test_kill_9_of_the_stream_leader_mid_publish_loses_and_doubles_nothing(self):
+        total = 1500
+        a, b = self.node("a"), self.node("b")
+        info = jetstream_api(self.nats[0].port, "STREAM.INFO.EVSTREAM")
+        self.assertEqual(info["config"]["num_replicas"], 3)
+        self.assertEqual(get_json(http_url(a) + "/api/health")["nats"]["replicas"], 3)
+        leader_name = info["cluster"]["leader"]
+        leader = next(server for server in self.nats if server.name == leader_name)
+        tail = self.spawn("tail", "--url", f"{b.url},{a.url}", "--since", "0", "--json")
+        feed = self.spawn("publish", "--url", f"{a.url},{b.url}", "--retry-timeout", "60s",
+                          stdin=subprocess.PIPE)
+
+        async def write_paced():
+            for start in range(0, total, 50):
+                feed.write("".join(json.dumps({"seq": i}) + "\n"
+                                   for i in range(start, start + 50)))
+                await asyncio.sleep(0.02)
+            feed.close_stdin()
+
+        writer = asyncio.ensure_future(write_paced())
+        await tail.wait_lines(total // 4, timeout=20)
+        leader.kill()  # kill -9 of the stream leader while events are being published
+        await asyncio.wait_for(writer, 60)
+        self.assertEqual(await feed.wait_exit(timeout=60), 0, feed.stderr_text())
+        self.assertRegex(feed.stderr_text(), rf"published {total} events .*, 0 rejected")
+        records = [json.loads(line) for line in await tail.wait_lines(total, timeout=60)]
+        ids = [r["id"] for r in records]
+        self.assertEqual(ids, sorted(set(ids)), "strictly increasing, no duplicate")
+        self.assertEqual(sorted(r["data"]["seq"] for r in records), list(range(total)),
+                         "every acked event delivered exactly once")
+        for node in (a, b):
+            stored = await self.stored(node, timeout=20)
+            self.assertEqual([r["id"] for r in stored], ids)
 
 
 class ClusterStartupTest(ClientTestCase):
