@@ -27,7 +27,7 @@ PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nloh
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check coverage bench run demo install uninstall format clean e2e
+.PHONY: all deps build test check coverage bench run demo cluster install uninstall format clean e2e
 
 all: build
 
@@ -83,6 +83,11 @@ run: build
 # publishing $(RATE) events/s into it; prints the dashboard URL; Ctrl-C stops both.
 demo: build
 	EVSTREAM=$(CURDIR)/$(BUILD_DIR)/evstream PORT=$(PORT) RATE=$(RATE) examples/pipelines.sh demo
+
+# Three nats-servers (JetStream, routed) and three serve nodes on one replicated stream, on
+# loopback; prints their URLs; Ctrl-C stops all six (examples/cluster.sh; README "Scaling out").
+cluster: build
+	EVSTREAM=$(CURDIR)/$(BUILD_DIR)/evstream examples/cluster.sh
 
 # Installs what is already built (no build, no packages: run `make` first, then e.g.
 # `sudo make install`). DESTDIR stages into another root, as packagers do.

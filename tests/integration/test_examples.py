@@ -35,6 +35,7 @@ EXAMPLES = os.path.join(ROOT, "examples")
 DETECTOR = os.path.join(EXAMPLES, "detector.py")
 CLIENT = os.path.join(EXAMPLES, "client.py")
 PIPELINES = os.path.join(EXAMPLES, "pipelines.sh")
+CLUSTER = os.path.join(EXAMPLES, "cluster.sh")
 BROWSER_JS = os.path.join(EXAMPLES, "browser-console.js")
 UNIT = os.path.join(EXAMPLES, "evstream.service")
 PYTHON = "/usr/bin/python3"
@@ -397,6 +398,43 @@ class ExamplesWithServerTest(ClientTestCase):
         self.assertTrue(port_refuses(port), "the demo server still listens")
         await async_wait_for(lambda: not demo.group_alive(), 10,
                              what="every process of the demo to end")
+
+
+    async def test_cluster_script_starts_three_nodes_that_share_events_and_stops_on_ctrl_c(self):
+        ports = [free_port() for _ in range(9)]
+        env = client_env({"EVSTREAM": evstream_bin(), "TMPDIR": self.tmpdir,
+                          "PORTS": " ".join(map(str, ports[:3])),
+                          "NATS_PORTS": " ".join(map(str, ports[3:6])),
+                          "ROUTE_PORTS": " ".join(map(str, ports[6:]))})
+        cluster = self.child("cluster", [PYTHON, "-c", SIGINT_DEFAULT, "bash", CLUSTER],
+                             env=env, new_session=True)
+        await async_wait_for(lambda: any("Ctrl-C stops" in line for line in cluster.lines), 60,
+                             interval=0.1, what=f"the cluster to start; stdout {cluster.lines}, "
+                                                f"stderr {cluster.stderr_text()!r}")
+        for i, port in enumerate(ports[:3]):
+            self.assertIn(f"cluster: node{i + 1} ws://127.0.0.1:{port}", "\n".join(cluster.lines))
+        request = urllib.request.Request(f"http://127.0.0.1:{ports[0]}/api/events",
+                                         data=b'{"camera_id":"cam-1"}', method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(json.loads(response.read()), {"id": 1})
+
+        def on_node3():
+            _, body = http_get(ports[2], "/api/events?limit=1")
+            return json.loads(body)["events"]
+
+        events = await async_wait_for(on_node3, 10, interval=0.05, what="the event on node 3")
+        self.assertEqual((events[0]["id"], events[0]["data"]), (1, {"camera_id": "cam-1"}))
+        _, health = http_get(ports[1], "/api/health")
+        self.assertEqual(json.loads(health)["nats"]["replicas"], 3)
+        os.killpg(cluster.proc.pid, signal.SIGINT)
+        self.assertEqual(await cluster.wait_exit(20), 0, cluster.stderr_text())
+        self.assertIn("cluster: stopped", cluster.lines)
+        for port in ports[:6]:
+            self.assertTrue(port_refuses(port), f"port {port} still listens")
+        self.assertEqual([d for d in os.listdir(self.tmpdir) if d.startswith("evstream-cluster")],
+                         [], "the data directory was not removed")
+        await async_wait_for(lambda: not cluster.group_alive(), 10,
+                             what="every process of the cluster to end")
 
 
 # ---------------------------------------------------------------------------------------------
