@@ -18,6 +18,7 @@ namespace {
 
 struct LoadtestFlags {
   std::vector<std::string> urls;  // empty: ws://localhost:8000
+  std::string publish_url;        // empty: the first of urls
   std::string duration = "10s";
   std::string size = "1KiB";
   std::string slo;
@@ -48,6 +49,7 @@ int run_loadtest_command(LoadtestFlags& flags) {
   std::vector<SloCheck> checks;
   try {  // a bad option value is a usage error (2), not a missed SLO (1)
     options.urls = server_urls(flags.urls, "/");
+    if (!flags.publish_url.empty()) options.publish_url = parse_ws_url(flags.publish_url, "/");
     options.duration_us = parse_duration_us(flags.duration);
     options.size = parse_size(flags.size);
     checks = parse_slo(slo);
@@ -87,6 +89,8 @@ Runner add_loadtest(CLI::App& app) {
   add_urls_option(sub, flags->urls,
                   "Server URL; several (A,B or repeated, nodes of one cluster): subscribers "
                   "round-robin, the publisher on the first");
+  sub->add_option("--publish-url", flags->publish_url,
+                  "Publish through this server instead (another node of the cluster)");
   sub->add_option("--clients", o.clients, "Subscribers to open")
       ->check(CLI::Range(std::size_t{1}, std::size_t{19000}))
       ->capture_default_str();

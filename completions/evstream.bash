@@ -28,7 +28,7 @@ _evstream_values() {
             --read-token | --allow-origin | --url | --topic | --key-field | --window | \
             --retry-timeout | --since | -n | --last | --format | --count | --clients | \
             --duration | --rate | --size | --ramp | --threads | --server-pid | --slo | --until | --speed | --to | \
-            --nats | --nats-stream | --nats-replicas | --nats-dedupe-window)
+            --nats | --nats-stream | --nats-replicas | --nats-dedupe-window | --publish-url)
             COMPREPLY=() # free-form value: nothing to offer
             ;;
         *)
@@ -101,7 +101,7 @@ _evstream() {
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window
-                  --threads --server-pid --token --read-token --slo --json"
+                  --threads --server-pid --publish-url --token --read-token --slo --json"
             ;;
     esac
     if [[ -z $cur || $cur == -* ]]; then

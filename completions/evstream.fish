@@ -92,6 +92,7 @@ complete -c evstream -n $loadtest -x -l topic -d 'Publish and subscribe on this 
 complete -c evstream -n $loadtest -x -l window -d 'Unacked events in flight when --rate is 0 (default 1000)'
 complete -c evstream -n $loadtest -x -l threads -d 'Threads receiving for the subscribers (default 1)'
 complete -c evstream -n $loadtest -x -l server-pid -a '(__fish_complete_pids)' -d 'Read server RSS and CPU from /proc for this pid'
+complete -c evstream -n $loadtest -x -l publish-url -d 'Publish through this server instead (another cluster node)'
 complete -c evstream -n $loadtest -x -l token -d 'Publish token (default $EVSTREAM_TOKEN)'
 complete -c evstream -n $loadtest -x -l read-token -d 'Read token'
 complete -c evstream -n $loadtest -x -l slo -d 'Checks, e.g. p99<100ms,loss=0,connected=100%'

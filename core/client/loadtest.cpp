@@ -248,7 +248,7 @@ class Engine final : public WsHandler {
     m_phase_started = now;
     m_publish_start = now;
     m_ready_at_start = m_tally.connected;
-    WsUrl url = m_options.urls.front();
+    WsUrl url = m_options.publish_url.value_or(m_options.urls.front());
     url.path = with_token("/ws/publish", m_options.token);
     m_publisher.connect(url);
   }

@@ -19,6 +19,9 @@ struct LoadtestOptions {
   // The servers (ws://host:port; endpoints are added). Subscribers are spread over them round-robin
   // (nodes of one cluster); the publisher and the server figures use the first.
   std::vector<WsUrl> urls;
+  // Set: the publisher goes to this server instead (another node of the cluster), so delivery is
+  // measured across nodes; the server figures still come from the first of `urls`.
+  std::optional<WsUrl> publish_url;
   std::size_t clients = 100;
   std::int64_t duration_us = 10'000'000;
   double rate = 10;         // events per second; 0: as fast as the publish window allows

@@ -106,6 +106,19 @@ class ClusterTest(ClientTestCase):
         last = await self.subscribe(b, "last=3")
         self.assertEqual([e["id"] for e in await last.events(3)], [63, 64, 65])
 
+    async def test_loadtest_publishes_on_one_node_and_measures_on_another(self):
+        a, b = self.node("a"), self.node("b")
+        code, out, err = self.cli("loadtest", "--url", b.url, "--publish-url", a.url,
+                                  "--clients", "5", "--duration", "1s", "--rate", "20",
+                                  "--json", "--slo", "loss=0", timeout=30)
+        self.assertEqual(code, 0, err)
+        report = json.loads(out)
+        self.assertGreater(report["published"], 0)
+        self.assertEqual(report["received"], report["published"] * 5)
+        self.assertEqual(report["lost"], 0)
+        self.assertEqual(get_json(http_url(a) + "/api/health")["last_event_id"],
+                         report["published"])
+
     async def test_keys_are_deduplicated_across_nodes(self):
         a, b = self.node("a"), self.node("b")
         pub_a, pub_b = await self.publisher(a), await self.publisher(b)
