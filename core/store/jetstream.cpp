@@ -66,8 +66,15 @@ std::string join(const std::vector<std::string>& items) {
 }  // namespace
 
 // Members are destroyed bottom-up: the subscription and the context go before the connection
-// they hold references to.
+// they hold references to. Every cnats callback gets a Handles* and reaches the log through it.
 struct JetStreamLog::Handles {
+  explicit Handles(JetStreamLog& owner) : log(owner) {}
+  ~Handles();
+  Handles(const Handles&) = delete;
+  Handles& operator=(const Handles&) = delete;
+
+  JetStreamLog& log;
+  std::atomic<bool> stopping{false};  // shutting down: callbacks do nothing
   std::unique_ptr<natsOptions, OptionsDeleter> options;
   std::unique_ptr<natsConnection, ConnectionDeleter> connection;
   std::unique_ptr<jsCtx, ContextDeleter> js;
@@ -83,13 +90,14 @@ struct JetStreamLog::Handles {
 // cnats calls these on its own threads; each only records what happened and wakes the server.
 struct JetStreamCallbacks {
   static void pub_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure) {
-    auto& log = *static_cast<JetStreamLog*>(closure);
-    ++log.m_handles->in_pub_ack;
-    if (log.m_stopping.load()) {
+    auto& handles = *static_cast<JetStreamLog::Handles*>(closure);
+    ++handles.in_pub_ack;
+    if (handles.stopping.load()) {
       natsMsg_Destroy(msg);
-      --log.m_handles->in_pub_ack;
+      --handles.in_pub_ack;
       return;
     }
+    JetStreamLog& log = handles.log;
     if (ack != nullptr) {
       log.on_pub_ack(msg, ack->Sequence, ack->Duplicate, std::nullopt);
     } else {
@@ -98,13 +106,14 @@ struct JetStreamCallbacks {
       log.on_pub_ack(msg, 0, false, std::move(why));
     }
     natsMsg_Destroy(msg);
-    --log.m_handles->in_pub_ack;
+    --handles.in_pub_ack;
   }
 
   static void message(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
-    auto& log = *static_cast<JetStreamLog*>(closure);
+    auto& handles = *static_cast<JetStreamLog::Handles*>(closure);
     MsgPtr msg(raw);
-    if (log.m_stopping.load()) return;
+    if (handles.stopping.load()) return;
+    JetStreamLog& log = handles.log;
     jsMsgMetaData* raw_meta = nullptr;
     if (natsMsg_GetMetaData(&raw_meta, msg.get()) != NATS_OK) return;
     std::unique_ptr<jsMsgMetaData, MetaDeleter> meta(raw_meta);
@@ -135,7 +144,9 @@ struct JetStreamCallbacks {
   }
 
   static void disconnected(natsConnection*, void* closure) {
-    auto& log = *static_cast<JetStreamLog*>(closure);
+    auto& handles = *static_cast<JetStreamLog::Handles*>(closure);
+    if (handles.stopping.load()) return;
+    JetStreamLog& log = handles.log;
     log.m_connected.store(false);
     if (log.m_notify) log.m_notify();
   }
@@ -148,14 +159,16 @@ struct JetStreamCallbacks {
   }
 
   static void closed(natsConnection*, void* closure) {
-    auto& handles = *static_cast<JetStreamLog*>(closure)->m_handles;
+    auto& handles = *static_cast<JetStreamLog::Handles*>(closure);
     std::lock_guard lock(handles.mutex);
     handles.connection_closed = true;
     handles.changed.notify_all();
   }
 
   static void reconnected(natsConnection*, void* closure) {
-    auto& log = *static_cast<JetStreamLog*>(closure);
+    auto& handles = *static_cast<JetStreamLog::Handles*>(closure);
+    if (handles.stopping.load()) return;
+    JetStreamLog& log = handles.log;
     log.m_connected.store(true);
     ++log.m_reconnects;
     if (log.m_notify) log.m_notify();
@@ -177,7 +190,7 @@ JetStreamLog::JetStreamLog(JetStreamOptions options, std::function<void()> notif
     : m_options(std::move(options)),
       m_subject(jetstream_subject(m_options.stream)),
       m_notify(std::move(notify)),
-      m_handles(std::make_unique<Handles>()) {
+      m_handles(std::make_unique<Handles>(*this)) {
   const std::string servers = join(m_options.urls);
   natsOptions* raw_options = nullptr;
   if (natsOptions_Create(&raw_options) != NATS_OK) throw Error("cannot set up the NATS client");
@@ -195,9 +208,9 @@ JetStreamLog::JetStreamLog(JetStreamOptions options, std::function<void()> notif
   natsOptions_SetMaxReconnect(o, -1);  // a node outlives NATS restarts; health shows the state
   natsOptions_SetReconnectWait(o, kReconnectWaitMs);
   natsOptions_SetSendAsap(o, true);  // measured: ~0.5 ms of write coalescing otherwise
-  natsOptions_SetDisconnectedCB(o, &JetStreamCallbacks::disconnected, this);
-  natsOptions_SetReconnectedCB(o, &JetStreamCallbacks::reconnected, this);
-  natsOptions_SetClosedCB(o, &JetStreamCallbacks::closed, this);
+  natsOptions_SetDisconnectedCB(o, &JetStreamCallbacks::disconnected, m_handles.get());
+  natsOptions_SetReconnectedCB(o, &JetStreamCallbacks::reconnected, m_handles.get());
+  natsOptions_SetClosedCB(o, &JetStreamCallbacks::closed, m_handles.get());
 
   natsConnection* raw_connection = nullptr;
   s = natsConnection_Connect(&raw_connection, o);
@@ -212,7 +225,7 @@ JetStreamLog::JetStreamLog(JetStreamOptions options, std::function<void()> notif
   jsOptions_Init(&js_options);
   js_options.Wait = kApiWaitMs;
   js_options.PublishAsync.AckHandler = &JetStreamCallbacks::pub_ack;
-  js_options.PublishAsync.AckHandlerClosure = this;
+  js_options.PublishAsync.AckHandlerClosure = m_handles.get();
   jsCtx* raw_js = nullptr;
   s = natsConnection_JetStream(&raw_js, raw_connection, &js_options);
   if (s != NATS_OK) throw Error("cannot use JetStream at " + servers + ": " + last_error(s));
@@ -220,21 +233,21 @@ JetStreamLog::JetStreamLog(JetStreamOptions options, std::function<void()> notif
   ensure_stream();
 }
 
-JetStreamLog::~JetStreamLog() {
+JetStreamLog::~JetStreamLog() = default;  // m_handles goes first and waits for cnats
+
+JetStreamLog::Handles::~Handles() {
   // Closing the connection closes the subscriptions without a word to the server (unsubscribing
   // an ordered consumer would ask JetStream to delete it, which waits out a timeout while NATS is
   // away; the server drops an idle ephemeral consumer by itself). Then wait for cnats' last
   // callbacks, so none runs into a destroyed log.
-  m_stopping.store(true);
-  Handles& h = *m_handles;
-  if (!h.connection) return;
-  natsConnection_Close(h.connection.get());
-  std::unique_lock lock(h.mutex);
-  h.changed.wait_for(lock, std::chrono::seconds(10), [&] {
-    return h.connection_closed && (h.subscription_done || !h.subscription);
-  });
+  stopping.store(true);
+  if (!connection) return;
+  natsConnection_Close(connection.get());
+  std::unique_lock lock(mutex);
+  changed.wait_for(lock, std::chrono::seconds(10),
+                   [&] { return connection_closed && (subscription_done || !subscription); });
   lock.unlock();
-  for (int i = 0; i < 10'000 && h.in_pub_ack.load() > 0; ++i) {
+  for (int i = 0; i < 10'000 && in_pub_ack.load() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
@@ -324,8 +337,9 @@ void JetStreamLog::follow(EventId after, Sink sink) {
   }
   natsSubscription* raw = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus s = js_Subscribe(&raw, m_handles->js.get(), m_subject.c_str(),
-                                    &JetStreamCallbacks::message, this, nullptr, &options, &code);
+  const natsStatus s =
+      js_Subscribe(&raw, m_handles->js.get(), m_subject.c_str(), &JetStreamCallbacks::message,
+                   m_handles.get(), nullptr, &options, &code);
   if (s != NATS_OK) {
     throw Error("cannot follow JetStream stream " + m_options.stream + ": " + last_error(s));
   }

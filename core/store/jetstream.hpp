@@ -66,7 +66,7 @@ class JetStreamLog {
   // Throws UnavailableError when no NATS server answers or JetStream is off, Error when the
   // stream exists with a config evstream cannot use (named and explained).
   JetStreamLog(JetStreamOptions options, std::function<void()> notify);
-  ~JetStreamLog();  // unsubscribes and closes: no callback runs after it returns
+  ~JetStreamLog();  // closes the connection: no callback runs after it returns
   JetStreamLog(const JetStreamLog&) = delete;
   JetStreamLog& operator=(const JetStreamLog&) = delete;
 
@@ -110,7 +110,6 @@ class JetStreamLog {
   std::string m_subject;
   std::function<void()> m_notify;
   Sink m_sink;
-  std::unique_ptr<Handles> m_handles;
   mutable std::mutex m_mutex;
   std::deque<Pending> m_pending;     // publish order
   std::uint64_t m_first_ticket = 0;  // ticket of m_pending.front()
@@ -119,11 +118,13 @@ class JetStreamLog {
   bool m_closed = false;
   int m_replicas = 0;
   std::atomic<bool> m_connected{false};
-  std::atomic<bool> m_stopping{false};  // destruction began: callbacks do nothing
   std::atomic<std::uint64_t> m_last_seq{0};
   std::atomic<std::uint64_t> m_delivered{0};
   std::atomic<std::uint64_t> m_reconnects{0};
   std::atomic<std::uint64_t> m_skipped{0};
+  // Last, so it goes first: its destructor closes the connection and waits out cnats' callbacks
+  // while every member they touch still exists (also when the constructor throws).
+  std::unique_ptr<Handles> m_handles;
 };
 
 }  // namespace evstream
