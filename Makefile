@@ -27,7 +27,7 @@ PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nloh
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check coverage bench run demo cluster install uninstall format clean e2e
+.PHONY: all deps build test check coverage bench stress run demo cluster install uninstall format clean e2e
 
 all: build
 
@@ -75,6 +75,11 @@ e2e: build
 
 bench: build
 	./bench/run
+
+# Flake hunt: the whole suite RUNS (20) times, then BUSY_RUNS (10) times with every core busy;
+# names every test that failed (tests/stress.sh). Bounded: RUNS x the suite's own time limits.
+stress: build
+	BUILD_DIR=$(BUILD_DIR) tests/stress.sh
 
 run: build
 	$(BUILD_DIR)/evstream serve --host 127.0.0.1 --port $(PORT) --db $(DB)
