@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 BUILD_DIR ?= build
 CHECK_DIR ?= build-check
+TSAN_DIR ?= build-tsan
 COVERAGE_DIR ?= build-coverage
 JOBS ?= $(shell nproc)
 PORT ?= 8000
@@ -27,7 +28,7 @@ PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nloh
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check coverage bench stress run demo cluster install uninstall format clean e2e
+.PHONY: all deps build test check tsan coverage bench stress run demo cluster install uninstall format clean e2e
 
 all: build
 
@@ -56,6 +57,16 @@ check: deps
 	cd $(CHECK_DIR) && EVSTREAM_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The tests where threads meet (store thread, WAL checkpointer, service thread, the NATS client's
+# threads, loadtest --threads) under ThreadSanitizer; any report fails the run.
+TSAN_TESTS ?= store_writer|wal|store: a shared|integration\.test_(ws_publish|ws_events|http_api|loadtest|cluster|serve_lifecycle|publish|tail)$$
+tsan: deps
+	cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_TSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(TSAN_DIR) -j $(JOBS)
+	cd $(TSAN_DIR) && EVSTREAM_SANITIZED=1 \
+	  TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 coverage: deps
 	cmake -S . -B $(COVERAGE_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_COVERAGE=ON $(CMAKE_FLAGS)
@@ -114,4 +125,4 @@ format:
 	clang-format -i core/*/*.hpp core/*/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp tests/core/*/*.cpp bench/*.cpp
 
 clean:
-	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR)
+	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR) $(TSAN_DIR)

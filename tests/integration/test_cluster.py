@@ -160,7 +160,10 @@ class ClusterTest(ClientTestCase):
         more = await self.publish_many(a, [{"j": j} for j in range(10)])
         self.assertEqual(more, list(range(11, 21)))
         self.assertEqual([e["id"] for e in await sub.events(10, timeout=15)], more)
-        self.assertGreaterEqual(get_json(http_url(b) + "/api/health")["nats"]["reconnects"], 1)
+        # The reconnected callback runs on a cnats thread of its own: wait for it, do not race it.
+        await self.async_wait(
+            lambda: get_json(http_url(b) + "/api/health")["nats"]["reconnects"] >= 1, 10,
+            "node b to count its reconnect")
 
 
     async def test_kill_9_of_a_node_mid_stream_clients_fail_over_nothing_lost_or_twice(self):
@@ -247,6 +250,9 @@ class ClusterTest(ClientTestCase):
 class ReplicatedClusterTest(ClientTestCase):
     """Three NATS servers with routes, a stream with 3 replicas, two serve nodes."""
 
+    async def async_wait(self, condition, timeout, what):
+        await async_wait_for(condition, timeout, interval=0.05, what=what)
+
     async def asyncSetUp(self):
         self.nats = await asyncio.to_thread(nats_cluster, self.tmpdir, 3)
         for server in self.nats:
@@ -289,6 +295,11 @@ class ReplicatedClusterTest(ClientTestCase):
         self.assertEqual(sorted(r["data"]["seq"] for r in records), list(range(total)),
                          "every acked event delivered exactly once")
         for node in (a, b):
+            # A node's replica may still be catching up (its ordered consumer is recreated when
+            # the server it was on dies): wait for it, then compare.
+            await self.async_wait(
+                lambda: get_json(http_url(node) + "/api/health")["last_event_id"] >= ids[-1],
+                30, f"{node.url} to replicate up to {ids[-1]}")
             stored = await self.stored(node, timeout=20)
             self.assertEqual([r["id"] for r in stored], ids)
 
