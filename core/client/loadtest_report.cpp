@@ -218,12 +218,12 @@ std::string report_table(const LoadtestReport& r, const std::vector<SloResult>& 
                 ms(static_cast<double>(r.connect_us.percentile(0.5))).c_str(),
                 ms(static_cast<double>(r.connect_us.percentile(0.99))).c_str());
   out += line;
-  std::snprintf(
-      line, sizeof line,
-      "events      %llu published in %.1fs, %llu of %llu delivered (%.0f/s), %llu pings\n",
-      static_cast<unsigned long long>(r.published), r.publish_seconds,
-      static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.expected),
-      r.delivered_per_s, static_cast<unsigned long long>(r.pings));
+  std::snprintf(line, sizeof line,
+                "events      %llu published in %.1fs, %llu of %llu delivered (%.0f/s), %s\n",
+                static_cast<unsigned long long>(r.published), r.publish_seconds,
+                static_cast<unsigned long long>(r.received),
+                static_cast<unsigned long long>(r.expected), r.delivered_per_s,
+                count_of(r.pings, "ping").c_str());
   out += line;
   const Histogram& h = r.latency_us;
   std::snprintf(line, sizeof line, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",

@@ -255,8 +255,12 @@ class Publisher final : public WsHandler {
 }  // namespace
 
 std::string PublishSummary::line() const {
-  std::string out = "published " + std::to_string(acked) + " events";
-  if (acked > 0) out += " (ids " + std::to_string(first_id) + "-" + std::to_string(last_id) + ")";
+  std::string out = "published " + count_of(acked, "event");
+  if (first_id == last_id && acked > 0) {
+    out += " (id " + std::to_string(first_id) + ")";
+  } else if (acked > 0) {
+    out += " (ids " + std::to_string(first_id) + "-" + std::to_string(last_id) + ")";
+  }
   if (duplicates > 0) out += ", " + std::to_string(duplicates) + " already stored";
   out += ", " + std::to_string(rejected) + " rejected";
   return out;

@@ -263,6 +263,10 @@ std::int64_t parse_duration_us(std::string_view text) {
                     kDurationForms);
 }
 
+std::string count_of(std::uint64_t count, std::string_view noun) {
+  return std::to_string(count) + " " + std::string(noun) + (count == 1 ? "" : "s");
+}
+
 std::string format_duration(std::int64_t us) {
   if (us == 0) return "0s";
   // Unsigned magnitude so INT64_MIN formats too.

@@ -47,6 +47,9 @@ std::string to_string(const std::vector<WsUrl>& urls);
 // The same URL as http(s)://host:port (for REST calls made by replay and loadtest).
 std::string http_base(const WsUrl& url);
 
+// "1 event", "3 events": a count with its noun made to agree (nouns that take an "s").
+std::string count_of(std::uint64_t count, std::string_view noun);
+
 // Percent-decodes a query-string value ('+' becomes space). Returns nullopt on a bad escape.
 std::optional<std::string> url_decode(std::string_view text);
 

@@ -14,7 +14,7 @@ import unittest
 
 from evtest import RECV_TIMEOUT, ClientTestCase, free_port
 
-SUMMARY = re.compile(r"^evstream publish: published (\d+) events(?: \(ids (\d+)-(\d+)\))?"
+SUMMARY = re.compile(r"^evstream publish: published (\d+) events?(?: \(ids? (\d+)(?:-(\d+))?\))?"
                      r"(?:, (\d+) already stored)?, (\d+) rejected$", re.M)
 
 

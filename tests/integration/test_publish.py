@@ -12,7 +12,7 @@ import unittest
 
 from evtest import ClientTestCase, client_env, evstream_bin, free_port, raw_member, strip_ws
 
-SUMMARY = re.compile(r"^evstream publish: published (\d+) events(?: \(ids (\d+)-(\d+)\))?"
+SUMMARY = re.compile(r"^evstream publish: published (\d+) events?(?: \(ids? (\d+)(?:-(\d+))?\))?"
                      r"(?:, (\d+) already stored)?, (\d+) rejected$", re.M)
 
 # Data that must come back byte-for-byte (after insignificant whitespace): big and precise
@@ -32,6 +32,7 @@ def summary(stderr):
     if len(found) != 1:
         raise AssertionError(f"expected one summary line on stderr, got: {stderr!r}")
     acked, first, last, dup, rejected = found[0]
+    last = last or first  # "(id 7)" for one event
     return (int(acked), int(first) if first else None, int(last) if last else None,
             int(dup or 0), int(rejected))
 
@@ -52,6 +53,14 @@ class PublishTest(ClientTestCase):
 
     def assertSameData(self, record, line):
         self.assertEqual(raw_member(record.raw, "data"), strip_ws(line.strip()))
+
+    async def test_count_words_agree_with_their_number(self):
+        code, _, err = self.publish('{"one":1}')
+        self.assertEqual(code, 0, err)
+        self.assertIn("published 1 event (id 1), 0 rejected", err)
+        self.assertEqual(summary(err), (1, 1, 1, 0, 0))
+        code, _, err = self.publish('{"two":1}', '{"two":2}')
+        self.assertIn("published 2 events (ids 2-3), 0 rejected", err)
 
     async def test_stdin_ids_and_data_byte_for_byte(self):
         text = "\n".join(TRICKY_LINES[:2]) + "\r\n" + TRICKY_LINES[2]  # CRLF, no final newline

@@ -343,6 +343,13 @@ TEST_CASE("util::http_base") {
   CHECK(http_base(parse_ws_url("[::1]:9", "/")) == "http://[::1]:9");
 }
 
+TEST_CASE("util::count_of") {
+  using evstream::count_of;
+  CHECK(count_of(0, "event") == "0 events");
+  CHECK(count_of(1, "event") == "1 event");
+  CHECK(count_of(2, "ping") == "2 pings");
+}
+
 TEST_CASE("util::url_decode") {
   using evstream::url_decode;
 
