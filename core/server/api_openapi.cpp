@@ -57,6 +57,7 @@ constexpr std::string_view kOpenApi = R"json({
           ]}}}},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
+          "411": {"description": "No Content-Length, or Transfer-Encoding (not supported); the connection is closed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "413": {"description": "Body too large", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "503": {"description": "Shutting down or the store queue is full; retry", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         }

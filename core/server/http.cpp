@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
+#include <optional>
 
 #include "core/server/api.hpp"
 #include "core/server/server_impl.hpp"
@@ -50,7 +52,62 @@ bool method_allowed(HttpExchange& exchange, std::string_view allow) {
   return ok;
 }
 
+// lws 4.1 frames a request body by Content-Length alone: it joins repeated Content-Length headers
+// into "7,50" and takes atoll() of that, ignores Transfer-Encoding (its chunk framing becomes body
+// bytes, and what follows the length is parsed as the next request), and waits for 100 MiB, then
+// times out without a reply, when a POST has no length. A proxy that frames the same bytes
+// differently would be out of step with us (request smuggling), so such requests are refused.
+struct FramingProblem {
+  unsigned status;
+  const char* message;
+};
+
+std::optional<FramingProblem> body_framing_problem(lws* wsi, bool post) {
+  const bool chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+  const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+  if (chunked && !length.empty()) {
+    return FramingProblem{HTTP_STATUS_BAD_REQUEST,
+                          "Transfer-Encoding and Content-Length together are ambiguous: send the "
+                          "body with one Content-Length"};
+  }
+  if (chunked) {
+    return FramingProblem{
+        HTTP_STATUS_LENGTH_REQUIRED,
+        "Transfer-Encoding is not supported: send the body with a Content-Length"};
+  }
+  if (!length.empty() &&
+      (length.size() > 18 ||
+       !std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; }))) {
+    return FramingProblem{HTTP_STATUS_BAD_REQUEST,
+                          "Content-Length must be one decimal number, given once"};
+  }
+  if (post && length.empty()) {
+    return FramingProblem{HTTP_STATUS_LENGTH_REQUIRED, "a POST needs a Content-Length"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+// lws 4.1 answers its own refusals with "HTTP/1.0" (it parses the request's version only on the
+// plain-HTTP path), which strict clients such as python-websockets reject; write HTTP/1.1
+// ourselves.
+void write_refusal(lws* wsi, unsigned status, std::string_view message) {
+  const char* phrase = status == 400   ? "Bad Request"
+                       : status == 401 ? "Unauthorized"
+                       : status == 403 ? "Forbidden"
+                       : status == 404 ? "Not Found"
+                       : status == 411 ? "Length Required"
+                                       : "Service Unavailable";
+  const std::string body = R"({"error":)" + json_quote(message) + "}\n";
+  const std::string response =
+      "HTTP/1.1 " + std::to_string(status) + " " + phrase +
+      "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
+      "\r\nconnection: close\r\n\r\n" + body;
+  std::vector<unsigned char> buf(LWS_PRE + response.size());
+  std::memcpy(buf.data() + LWS_PRE, response.data(), response.size());
+  lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP_HEADERS);
+}
 
 std::string request_token(lws* wsi) {
   const std::string authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -91,6 +148,13 @@ int Server::Impl::on_http_start(lws* wsi) {
   if (exchange->method == "HEAD") {
     exchange->method = "GET";
     exchange->head_only = true;
+  }
+  if (const auto problem = body_framing_problem(wsi, exchange->method == "POST")) {
+    log.warn("refused", {{"path", exchange->path},
+                         {"status", static_cast<std::int64_t>(problem->status)},
+                         {"reason", problem->message}});
+    write_refusal(wsi, problem->status, problem->message);
+    return -1;  // the rest of the connection cannot be framed: lws closes it after the reply
   }
   exchange->args = query_args(wsi);
   exchange->token = request_token(wsi);

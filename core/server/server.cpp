@@ -24,6 +24,13 @@ constexpr std::int64_t kPhaseTickUs = 50'000;
 // publish frames arrive in several fragments and are reassembled.
 constexpr std::size_t kRxBufferSize = 1024;
 constexpr lws_retry_bo_t kNoIdlePolicy{};
+// A connection must finish its request headers this long after it was accepted, however it
+// trickles them, or lws drops it unanswered (slowloris); the README states it. lws' default,
+// set here so the promise does not depend on it.
+constexpr unsigned kHeaderTimeoutSecs = 10;
+// lws' allowance for the next piece of a request body (and its other network steps): a body that
+// stops arriving for this long is dropped unanswered. Also lws' default.
+constexpr unsigned kNetworkStepTimeoutSecs = 5;
 
 // Lets a 10k-subscriber server use every fd the hard limit allows.
 void raise_fd_limit() {
@@ -186,6 +193,8 @@ void Server::Impl::create_context() {
   // connection carries a validity timer, which lws keeps in one sorted list per thread.
   info.retry_and_idle_policy = &kNoIdlePolicy;
   info.user = this;
+  info.timeout_secs_ah_idle = kHeaderTimeoutSecs;
+  info.timeout_secs = kNetworkStepTimeoutSecs;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   if (!options.cert_path.empty()) {
     info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

@@ -207,6 +207,11 @@ struct Server::Impl final : HubSink {
 // HTTP requests and WebSocket upgrades alike; empty when none. Never log it.
 std::string request_token(lws* wsi);
 
+// http.cpp: writes a complete HTTP/1.1 error response ({"error":MESSAGE}, connection: close) on
+// a request lws is still parsing (an upgrade being refused, a body that cannot be framed); the
+// caller then returns non-zero so lws closes the connection once it is written.
+void write_refusal(lws* wsi, unsigned status, std::string_view message);
+
 // The server behind any wsi of its context (the context's user pointer).
 inline Server::Impl& impl_of(lws* wsi) {
   return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));

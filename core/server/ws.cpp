@@ -23,24 +23,6 @@ std::optional<std::int64_t> parse_count(std::string_view text) {
   return value;
 }
 
-// lws 4.1 answers a refused upgrade with "HTTP/1.0" (it parses the request's version only on the
-// plain-HTTP path), which strict clients such as python-websockets reject; write HTTP/1.1
-// ourselves.
-void refuse_upgrade(lws* wsi, unsigned status, std::string_view message) {
-  const char* phrase = status == 401   ? "Unauthorized"
-                       : status == 403 ? "Forbidden"
-                       : status == 404 ? "Not Found"
-                                       : "Service Unavailable";
-  const std::string body = R"({"error":)" + json_quote(message) + "}\n";
-  const std::string response =
-      "HTTP/1.1 " + std::to_string(status) + " " + phrase +
-      "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
-      "\r\nconnection: close\r\n\r\n" + body;
-  std::vector<unsigned char> buf(LWS_PRE + response.size());
-  std::memcpy(buf.data() + LWS_PRE, response.data(), response.size());
-  lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP_HEADERS);
-}
-
 }  // namespace
 
 int Server::Impl::on_confirm_upgrade(lws* wsi) {
@@ -70,7 +52,7 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   ++counters.refused_connections;
   log.warn("refused",
            {{"path", path}, {"status", static_cast<std::int64_t>(status)}, {"reason", message}});
-  refuse_upgrade(wsi, status, message);
+  write_refusal(wsi, status, message);
   return 1;
 }
 
