@@ -62,7 +62,10 @@ class GracefulStopTest(ServerTestCase):
         await async_wait_for(lambda: len(got["busy"]) >= 500, 10, what="500 acks")
         acked_before = len(got["busy"])
         server.send_signal(sig)
-        # A new connection is refused now (503 while draining, or nothing listening).
+        # Once the server has taken the signal (its "shutting down" line; the signal reaches the
+        # service loop through another thread, so an upgrade sent at once may still be served
+        # first), a new connection is refused (503 while draining, or nothing listening).
+        await server.wait_log("shutting down", timeout=10)
         with self.assertRaises((websockets.InvalidHandshake, OSError, asyncio.TimeoutError)):
             await self.ws(f"{server.url}/ws/events", open_timeout=3)
         self.assertEqual(await server.wait_exit(), 0, "serve must exit 0 after the signal")
