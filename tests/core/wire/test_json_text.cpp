@@ -23,6 +23,14 @@ TEST_CASE("json_text::check_json") {
     CHECK_FALSE(check_json(R"({"a":1} x)").ok);
     CHECK_FALSE(check_json("{\"a\":\"\xff\"}").ok);  // not UTF-8
   }
+  SUBCASE("a NUL byte is not the end of the text (found by make fuzz)") {
+    using namespace std::string_view_literals;
+    const auto check = check_json("{\"a\":1}\0{\"junk"sv);
+    CHECK_FALSE(check.ok);
+    CHECK(check.error == "syntax error at byte 8: unexpected NUL byte");
+    CHECK_FALSE(check_json("-12.5e6\0\0 "sv).ok);
+    CHECK_FALSE(check_json("\"a\0b\""sv).ok);
+  }
   SUBCASE("limits nesting depth") {
     std::string deep(kMaxJsonDepth, '[');
     deep += std::string(kMaxJsonDepth, ']');
