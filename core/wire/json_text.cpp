@@ -148,6 +148,8 @@ std::vector<JsonMember> top_level_members(std::string_view object_text) {
   std::size_t pos = 1;
   while (pos < object_text.size() && object_text[pos] == '"') {
     const std::size_t key_end = skip_string(object_text, pos);
+    // Not minified valid JSON (a truncated frame): stop rather than read past the end.
+    if (key_end >= object_text.size() || object_text[key_end] != ':') break;
     auto key = decode_json_string(object_text.substr(pos, key_end - pos));
     const std::size_t value_start = key_end + 1;  // past ':'
     const std::size_t value_end = skip_value(object_text, value_start);

@@ -61,6 +61,10 @@ TEST_CASE("json_text::top_level_members") {
   CHECK(members[3].value == "-1.5e3");
   CHECK(top_level_members("{}").empty());
   CHECK(top_level_members("[1]").empty());
+  // Not valid JSON (a truncated frame): nothing read past the end (found by make fuzz).
+  CHECK(top_level_members(R"({"a)").empty());
+  CHECK(top_level_members(R"({"a")").empty());
+  CHECK(top_level_members(R"({"a":)").size() == 1);
 }
 
 TEST_CASE("json_text::array_elements") {
