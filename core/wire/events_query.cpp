@@ -40,7 +40,8 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_u
   // A bare number would be ambiguous (seconds ago? a Unix time? an id?), so a unit is required.
   if (text.empty() || !std::isalpha(static_cast<unsigned char>(text.back()))) return std::nullopt;
   try {
-    return now_us - parse_duration_us(text);
+    // "since=300000y" means everything: clamped so events_url can still write it as a time.
+    return std::max(now_us - parse_duration_us(text), kMinRfc3339Us);
   } catch (const Error&) {
     return std::nullopt;
   }

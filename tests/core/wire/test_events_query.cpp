@@ -51,6 +51,11 @@ TEST_CASE("events_query::parse_events_query") {
     CHECK(*query_ok({{"until", "90s"}}).until_us == kNow - 90'000'000);
     CHECK(*query_ok({{"since", "2026-11-25T18:01:12 01:00"}}).since_us == kNow);
   }
+  SUBCASE("a duration reaching before year 0 means everything, and pages can still say so") {
+    const Query q = query_ok({{"since", "106751991d"}});
+    CHECK(*q.since_us == kMinRfc3339Us);
+    CHECK(events_url(q).find("since=0000-01-01T00%3A00%3A00.000000Z") != std::string::npos);
+  }
   SUBCASE("limit above the maximum is capped") {
     CHECK(query_ok({{"limit", "5000"}}).limit == kMaxQueryLimit);
   }
