@@ -133,6 +133,12 @@ TEST_CASE("events_query::parse_events_page") {
   CHECK(last->records.empty());
 
   CHECK_FALSE(parse_events_page("not json"));
+  // A repeated member does not stand in for a missing "data" (found by make fuzz), and a topic
+  // must be valid (record_json writes it unescaped).
+  CHECK_FALSE(parse_events_page(
+      R"({"events":[{"id":1,"topic":"t","topic":"t","time":"2026-11-25T17:01:12Z"}],"next":null})"));
+  CHECK_FALSE(parse_events_page(
+      R"({"events":[{"id":1,"topic":"a\"b","time":"2026-11-25T17:01:12Z","data":{}}],"next":null})"));
   CHECK_FALSE(parse_events_page(R"({"error":"bad limit"})"));
   CHECK_FALSE(parse_events_page(R"({"events":[{"id":1}],"next":null})"));
   CHECK_FALSE(parse_events_page(
