@@ -4,6 +4,11 @@ BUILD_DIR ?= build
 CHECK_DIR ?= build-check
 TSAN_DIR ?= build-tsan
 COVERAGE_DIR ?= build-coverage
+FUZZ_DIR ?= build-fuzz
+# make fuzz: seconds per libFuzzer target, and which targets (default: all of tests/fuzz).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_CXX ?= clang++-14
 JOBS ?= $(shell nproc)
 PORT ?= 8000
 DB ?= ./evstream.db
@@ -30,21 +35,29 @@ PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nloh
             libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format groff-base zsh fish \
             nodejs node-ws jq systemd man-db nats-server libnats-dev
 
+# Only `make fuzz` needs these (clang with libFuzzer and the sanitizer runtimes); `make test` does not.
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check tsan coverage bench stress soak run demo cluster install uninstall format clean e2e
+.PHONY: all deps build test check tsan coverage fuzz bench stress soak run demo cluster install uninstall format clean e2e
 
 all: build
 
+# $(call install_missing,PACKAGE...): apt-get installs those of the packages not installed yet.
+define install_missing
+@missing=$$(for p in $(1); do \
+    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+  done); \
+if [ -n "$$missing" ]; then \
+  echo "make: installing" $$missing >&2; \
+  $(SUDO) apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >&2; \
+fi
+endef
+
 deps:
-	@missing=$$(for p in $(PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing" $$missing >&2; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >&2; \
-	fi
+	$(call install_missing,$(PACKAGES))
 
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
@@ -78,6 +91,16 @@ coverage: deps
 	find $(COVERAGE_DIR) -name '*.gcda' -delete
 	cd $(COVERAGE_DIR) && ctest --output-on-failure -j $(JOBS)
 	gcovr -r . --filter 'core/' --object-directory $(COVERAGE_DIR) --print-summary --fail-under-line 80
+
+# libFuzzer targets (tests/fuzz/, clang): each runs FUZZ_SECONDS, then a table of executions,
+# coverage and crashes; a crash input lands in tests/fuzz/corpus/<target>/ (tests/fuzz/run.sh).
+# `make test` replays those corpora with g++ (ctest fuzz_regression.*), without clang.
+fuzz: deps
+	$(call install_missing,$(FUZZ_PACKAGES))
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
+	  -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DEVSTREAM_FUZZ=ON $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
 
 # Browser end-to-end tests of the dashboard: headless Debian chromium driven over CDP. Not part of
 # `make test` (the test skips itself without EVSTREAM_E2E=1); installs chromium when missing.
@@ -145,7 +168,8 @@ uninstall:
 	  $(DESTDIR)$(FISHCOMPDIR)/evstream.fish
 
 format:
-	clang-format -i core/*/*.hpp core/*/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp tests/core/*/*.cpp bench/*.cpp
+	clang-format -i core/*/*.hpp core/*/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp tests/core/*/*.cpp tests/fuzz/*.cpp \
+	  tests/fuzz/*.hpp bench/*.cpp
 
 clean:
-	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR) $(TSAN_DIR)
+	rm -rf $(BUILD_DIR) $(CHECK_DIR) $(COVERAGE_DIR) $(TSAN_DIR) $(FUZZ_DIR)

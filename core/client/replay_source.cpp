@@ -49,7 +49,8 @@ std::optional<ReplayBound> parse_replay_bound(std::string_view text, std::int64_
   // A unit is required: "1.5" would be ambiguous (seconds ago? an id?).
   if (text.empty() || !std::isalpha(static_cast<unsigned char>(text.back()))) return std::nullopt;
   try {
-    return ReplayBound{ReplayTime{now_us - parse_duration_us(text)}};
+    // Clamped as GET /api/events does, so the REST source can still write it as a time.
+    return ReplayBound{ReplayTime{std::max(now_us - parse_duration_us(text), kMinRfc3339Us)}};
   } catch (const Error&) {
     return std::nullopt;
   }

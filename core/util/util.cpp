@@ -212,6 +212,10 @@ void parse_authority(std::string_view url, std::string_view authority, int defau
     port = authority.substr(colon + 1);
   }
   if (host.empty()) throw input_error("URL", url, "the host is missing", kUrlForms);
+  // A stray bracket ("ws://[[]") would be written back unbracketed and no longer parse.
+  if (host.find_first_of("[]") != std::string_view::npos) {
+    throw input_error("URL", url, "unexpected '[' or ']' in the host", kUrlForms);
+  }
   out.host = std::string(host);
   out.port = port ? parse_port(url, *port) : default_port;
 }

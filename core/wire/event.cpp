@@ -155,7 +155,9 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
   const std::int64_t days =
       days_from_civil(*year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
   const std::int64_t seconds = days * 86400 + *hour * 3600 + *minute * 60 + *second - *offset;
-  return seconds * 1'000'000 + micros;
+  const std::int64_t us = seconds * 1'000'000 + micros;
+  if (us < kMinRfc3339Us || us > kMaxRfc3339Us) return std::nullopt;
+  return us;
 }
 
 std::string record_json(const Record& record) {

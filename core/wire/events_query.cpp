@@ -40,7 +40,8 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_u
   // A bare number would be ambiguous (seconds ago? a Unix time? an id?), so a unit is required.
   if (text.empty() || !std::isalpha(static_cast<unsigned char>(text.back()))) return std::nullopt;
   try {
-    return now_us - parse_duration_us(text);
+    // "since=300000y" means everything: clamped so events_url can still write it as a time.
+    return std::max(now_us - parse_duration_us(text), kMinRfc3339Us);
   } catch (const Error&) {
     return std::nullopt;
   }
@@ -56,30 +57,35 @@ std::optional<std::int64_t> parse_signed(std::string_view text) {
 // One element of "events": {"id":..,"topic":..,"time":..,"data":{..}} (minified).
 std::optional<Record> parse_record(std::string_view text) {
   Record record;
-  int seen = 0;
+  // One bit per member, so a repeated member cannot stand in for a missing one.
+  unsigned seen = 0;
   for (const auto& member : top_level_members(text)) {
+    unsigned bit = 0;
     if (member.key == "id") {
       const auto id = parse_signed(member.value);
       if (!id) return std::nullopt;
       record.id = *id;
+      bit = 1;
     } else if (member.key == "topic") {
+      // record_json writes topics unescaped, so only valid ones may come in.
       auto topic = decode_json_string(member.value);
-      if (!topic) return std::nullopt;
+      if (!topic || !is_valid_topic(*topic)) return std::nullopt;
       record.topic = std::move(*topic);
+      bit = 2;
     } else if (member.key == "time") {
       const auto text_time = decode_json_string(member.value);
       const auto time = text_time ? parse_rfc3339(*text_time) : std::nullopt;
       if (!time) return std::nullopt;
       record.time_us = *time;
+      bit = 4;
     } else if (member.key == "data") {
       if (!member.value.starts_with('{')) return std::nullopt;
       record.data = std::string(member.value);
-    } else {
-      continue;
+      bit = 8;
     }
-    ++seen;
+    seen |= bit;
   }
-  if (seen != 4) return std::nullopt;
+  if (seen != 15) return std::nullopt;
   return record;
 }
 

@@ -111,6 +111,14 @@ std::size_t skip_value(std::string_view text, std::size_t pos) {
 }  // namespace
 
 JsonCheck check_json(std::string_view text) {
+  // nlohmann's lexer takes a NUL byte outside a string for the end of the input (as in a C
+  // string), so "{}\0junk" would pass and its junk be stored and sent to every subscriber. A NUL
+  // is never valid JSON text (inside a string it must be escaped as \u0000).
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    JsonCheck result;
+    result.error = "syntax error at byte " + std::to_string(nul + 1) + ": unexpected NUL byte";
+    return result;
+  }
   CheckHandler handler;
   ValidatingJson::sax_parse(text.begin(), text.end(), &handler,
                             nlohmann::detail::input_format_t::json,
@@ -140,6 +148,8 @@ std::vector<JsonMember> top_level_members(std::string_view object_text) {
   std::size_t pos = 1;
   while (pos < object_text.size() && object_text[pos] == '"') {
     const std::size_t key_end = skip_string(object_text, pos);
+    // Not minified valid JSON (a truncated frame): stop rather than read past the end.
+    if (key_end >= object_text.size() || object_text[key_end] != ':') break;
     auto key = decode_json_string(object_text.substr(pos, key_end - pos));
     const std::size_t value_start = key_end + 1;  // past ':'
     const std::size_t value_end = skip_value(object_text, value_start);

@@ -32,7 +32,8 @@ struct JsonMember {
   std::string_view value;
 };
 
-// The members of a minified, valid JSON object, in order. Views point into `object_text`.
+// The members of a minified, valid JSON object, in order. Views point into `object_text`. Other
+// text gives a meaningless list, but never a read past its end.
 std::vector<JsonMember> top_level_members(std::string_view object_text);
 
 // The elements of a minified, valid JSON array, in order, as raw text. Views point into

@@ -149,8 +149,9 @@ PublishDecode decode_publish(std::string_view text, std::string_view default_top
 }
 
 std::optional<ServerMessage> decode_server_message(std::string_view text) {
-  // Server frames are compact, so top_level_members works on them without minifying.
-  if (text.empty() || text.front() != '{') return std::nullopt;
+  // Server frames are compact, so top_level_members works on them without minifying; they come
+  // from the network, so they are validated first (a truncated frame is not a message).
+  if (text.empty() || text.front() != '{' || !check_json(text).ok) return std::nullopt;
   const auto members = top_level_members(text);
   const auto type = string_member(members, "type");
   if (!type) return std::nullopt;

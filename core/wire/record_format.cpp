@@ -1,5 +1,6 @@
 #include "core/wire/record_format.hpp"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 namespace evstream {
@@ -39,8 +40,10 @@ std::string lookup(const nlohmann::json& data, std::string_view path) {
       node = &*it;
     } else if (node->is_array() && !part.empty() &&
                part.find_first_not_of("0123456789") == std::string::npos) {
-      const std::size_t index = std::stoul(part);
-      if (index >= node->size()) return {};
+      // An index too large for size_t is past the end too (std::stoul would throw).
+      std::size_t index = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (ec != std::errc() || index >= node->size()) return {};
       node = &(*node)[index];
     } else {
       return {};

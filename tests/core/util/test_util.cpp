@@ -268,6 +268,11 @@ TEST_CASE("util::parse_ws_url") {
     CHECK(error_of([] { parse_ws_url("ws://[::1]x", "/"); }).find("after ']'") !=
           std::string::npos);
     CHECK(error_of([] { parse_ws_url("::1", "/"); }).find("need brackets") != std::string::npos);
+    // A stray bracket would be written back unbracketed and not parse again (found by make fuzz).
+    CHECK(error_of([] { parse_ws_url("ws://[[]", "/"); }).find("'[' or ']' in the host") !=
+          std::string::npos);
+    CHECK(error_of([] { parse_ws_url("ws://a]b:80", "/"); }).find("'[' or ']' in the host") !=
+          std::string::npos);
     CHECK(error_of([] { parse_ws_url("ws://u:p@h", "/"); }).find("--token") != std::string::npos);
   }
   SUBCASE("'://' inside a path is not a scheme") {

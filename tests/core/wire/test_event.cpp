@@ -59,6 +59,15 @@ TEST_CASE("event::parse_rfc3339") {
     CHECK_FALSE(parse_rfc3339("2026-11-25T17:01:12+1:00"));
     CHECK(parse_rfc3339("2024-02-29T00:00:00Z").has_value());
   }
+  SUBCASE("only instants that format_rfc3339 can write back") {
+    CHECK(parse_rfc3339("0000-01-01T00:00:00Z") == kMinRfc3339Us);
+    CHECK(parse_rfc3339("9999-12-31T23:59:59.999999Z") == kMaxRfc3339Us);
+    CHECK(format_rfc3339(kMinRfc3339Us) == "0000-01-01T00:00:00.000000Z");
+    CHECK(format_rfc3339(kMaxRfc3339Us) == "9999-12-31T23:59:59.999999Z");
+    CHECK_FALSE(parse_rfc3339("0000-01-01T00:00:00+00:01"));  // was year -1: "-001-12-31T..."
+    CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:60Z"));       // was year 10000
+    CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:59-01:00"));
+  }
 }
 
 TEST_CASE("event::record_json") {

@@ -51,6 +51,11 @@ TEST_CASE("events_query::parse_events_query") {
     CHECK(*query_ok({{"until", "90s"}}).until_us == kNow - 90'000'000);
     CHECK(*query_ok({{"since", "2026-11-25T18:01:12 01:00"}}).since_us == kNow);
   }
+  SUBCASE("a duration reaching before year 0 means everything, and pages can still say so") {
+    const Query q = query_ok({{"since", "106751991d"}});
+    CHECK(*q.since_us == kMinRfc3339Us);
+    CHECK(events_url(q).find("since=0000-01-01T00%3A00%3A00.000000Z") != std::string::npos);
+  }
   SUBCASE("limit above the maximum is capped") {
     CHECK(query_ok({{"limit", "5000"}}).limit == kMaxQueryLimit);
   }
@@ -128,6 +133,12 @@ TEST_CASE("events_query::parse_events_page") {
   CHECK(last->records.empty());
 
   CHECK_FALSE(parse_events_page("not json"));
+  // A repeated member does not stand in for a missing "data" (found by make fuzz), and a topic
+  // must be valid (record_json writes it unescaped).
+  CHECK_FALSE(parse_events_page(
+      R"({"events":[{"id":1,"topic":"t","topic":"t","time":"2026-11-25T17:01:12Z"}],"next":null})"));
+  CHECK_FALSE(parse_events_page(
+      R"({"events":[{"id":1,"topic":"a\"b","time":"2026-11-25T17:01:12Z","data":{}}],"next":null})"));
   CHECK_FALSE(parse_events_page(R"({"error":"bad limit"})"));
   CHECK_FALSE(parse_events_page(R"({"events":[{"id":1}],"next":null})"));
   CHECK_FALSE(parse_events_page(

@@ -23,6 +23,14 @@ TEST_CASE("json_text::check_json") {
     CHECK_FALSE(check_json(R"({"a":1} x)").ok);
     CHECK_FALSE(check_json("{\"a\":\"\xff\"}").ok);  // not UTF-8
   }
+  SUBCASE("a NUL byte is not the end of the text (found by make fuzz)") {
+    using namespace std::string_view_literals;
+    const auto check = check_json("{\"a\":1}\0{\"junk"sv);
+    CHECK_FALSE(check.ok);
+    CHECK(check.error == "syntax error at byte 8: unexpected NUL byte");
+    CHECK_FALSE(check_json("-12.5e6\0\0 "sv).ok);
+    CHECK_FALSE(check_json("\"a\0b\""sv).ok);
+  }
   SUBCASE("limits nesting depth") {
     std::string deep(kMaxJsonDepth, '[');
     deep += std::string(kMaxJsonDepth, ']');
@@ -53,6 +61,10 @@ TEST_CASE("json_text::top_level_members") {
   CHECK(members[3].value == "-1.5e3");
   CHECK(top_level_members("{}").empty());
   CHECK(top_level_members("[1]").empty());
+  // Not valid JSON (a truncated frame): nothing read past the end (found by make fuzz).
+  CHECK(top_level_members(R"({"a)").empty());
+  CHECK(top_level_members(R"({"a")").empty());
+  CHECK(top_level_members(R"({"a":)").size() == 1);
 }
 
 TEST_CASE("json_text::array_elements") {

@@ -135,4 +135,10 @@ TEST_CASE("protocol::decode_server_message") {
     CHECK_FALSE(decode_server_message("not json"));
     CHECK_FALSE(decode_server_message(R"({"type":"ack"})"));
   }
+  SUBCASE("a truncated or invalid frame is not a message (found by make fuzz)") {
+    CHECK_FALSE(decode_server_message(R"({"a)"));
+    CHECK_FALSE(decode_server_message(R"({"type")"));
+    CHECK_FALSE(decode_server_message(R"({"type":"ack","id":1)"));
+    CHECK_FALSE(decode_server_message(R"({"type":"ack","id":1}x)"));
+  }
 }

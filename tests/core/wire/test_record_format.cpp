@@ -39,4 +39,7 @@ TEST_CASE("record_format::format_template") {
   CHECK(format_template("[{data.missing}] [{data.objects.5}]", record) == "[] []");
   CHECK(format_template("{data}", record) == kData);
   CHECK(format_template("{{id}} {unknown} {", record) == "{id}  {");
+  // An index past any array, even one too large for size_t, is a missing field (was: std::stoul
+  // threw out of tail's callback).
+  CHECK(format_template("[{data.objects.99999999999999999999999}]", record) == "[]");
 }
