@@ -38,6 +38,16 @@ def rest_pages(server, query="limit=7&order=asc"):
     raise AssertionError("paging did not end")
 
 
+async def write_paced(feed, total):
+    """Feeds lines {"seq": 0..total-1} to a publish child, 50 every 20 ms, then ends its input.
+    Paced (not a synchronisation): events keep flowing while a test kills a process, so frames
+    are in flight and unacked at the moment of the kill."""
+    for start in range(0, total, 50):
+        feed.write("".join(json.dumps({"seq": i}) + "\n" for i in range(start, start + 50)))
+        await asyncio.sleep(0.02)
+    feed.close_stdin()
+
+
 class ClusterTest(ClientTestCase):
     async def asyncSetUp(self):
         self.nats = NatsServer(self.tmpdir).start()
@@ -174,16 +184,7 @@ class ClusterTest(ClientTestCase):
         tail = self.spawn("tail", *servers, "--since", "0", "--json")
         feed = self.spawn("publish", *servers, "--retry-timeout", "30s", stdin=subprocess.PIPE)
 
-        async def write_paced():
-            # Paced (not a synchronisation): events keep flowing while node a dies, so frames
-            # are in flight and unacked at the moment of the kill.
-            for start in range(0, total, 50):
-                feed.write("".join(json.dumps({"seq": i}) + "\n"
-                                   for i in range(start, start + 50)))
-                await asyncio.sleep(0.02)
-            feed.close_stdin()
-
-        writer = asyncio.ensure_future(write_paced())
+        writer = asyncio.ensure_future(write_paced(feed, total))
         await tail.wait_lines(total // 4, timeout=15)
         a.kill()  # kill -9 mid-stream: the publisher's unacked frames and tail's feed move to b
         await asyncio.wait_for(writer, 30)
@@ -276,14 +277,7 @@ class ReplicatedClusterTest(ClientTestCase):
         feed = self.spawn("publish", "--url", f"{a.url},{b.url}", "--retry-timeout", "60s",
                           stdin=subprocess.PIPE)
 
-        async def write_paced():
-            for start in range(0, total, 50):
-                feed.write("".join(json.dumps({"seq": i}) + "\n"
-                                   for i in range(start, start + 50)))
-                await asyncio.sleep(0.02)
-            feed.close_stdin()
-
-        writer = asyncio.ensure_future(write_paced())
+        writer = asyncio.ensure_future(write_paced(feed, total))
         await tail.wait_lines(total // 4, timeout=20)
         leader.kill()  # kill -9 of the stream leader while events are being published
         await asyncio.wait_for(writer, 60)
