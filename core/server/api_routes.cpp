@@ -65,6 +65,7 @@ std::string Server::Impl::nats_json() const {
   out += ",\"lag\":" + std::to_string(nats.last_seq > replica ? nats.last_seq - replica : 0);
   out += ",\"pending_acks\":" + std::to_string(nats.pending_acks);
   out += ",\"reconnects\":" + std::to_string(nats.reconnects);
+  out += ",\"resubscribes\":" + std::to_string(nats.resubscribes);
   return out + "}";
 }
 
@@ -142,6 +143,10 @@ std::string Server::Impl::metrics_text() {
                static_cast<double>(nats.pending_acks));
     prom.counter("evstream_nats_reconnects_total", "Times the NATS connection came back.",
                  nats.reconnects);
+    prom.counter(
+        "evstream_nats_resubscribes_total",
+        "Times a stalled stream consumer was replaced (the replica resumes from its last).",
+        nats.resubscribes);
     prom.counter("evstream_nats_skipped_total",
                  "Stream messages that were not evstream events (not stored).", nats.skipped);
   }

@@ -20,6 +20,14 @@ constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
 constexpr std::int64_t kConnectTimeoutMs = 2'000;
 constexpr std::int64_t kReconnectWaitMs = 250;
 constexpr std::int64_t kApiWaitMs = 5'000;
+constexpr std::int64_t kStreamInfoEveryUs = 2'000'000;
+constexpr std::int64_t kStalledUs = 5'000'000;  // replica behind and nothing delivered this long
+
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct OptionsDeleter {
   void operator()(natsOptions* p) const { natsOptions_Destroy(p); }
@@ -120,6 +128,7 @@ struct JetStreamCallbacks {
     const std::uint64_t seq = meta->Sequence.Stream;
     log.m_last_seq.store(std::max(log.m_last_seq.load(), seq + meta->NumPending));
     log.m_delivered.store(seq);
+    log.m_last_delivery_us.store(steady_us());
 
     NewEvent event;
     event.id = static_cast<EventId>(seq);
@@ -141,6 +150,7 @@ struct JetStreamCallbacks {
       return;
     }
     if (log.m_sink) log.m_sink(std::move(event));
+    log.m_last_delivery_us.store(steady_us());  // a sink waiting for room is not a stall
   }
 
   static void disconnected(natsConnection*, void* closure) {
@@ -233,7 +243,15 @@ JetStreamLog::JetStreamLog(JetStreamOptions options, std::function<void()> notif
   ensure_stream();
 }
 
-JetStreamLog::~JetStreamLog() = default;  // m_handles goes first and waits for cnats
+JetStreamLog::~JetStreamLog() {
+  {
+    std::lock_guard lock(m_watch_mutex);
+    m_watch_stop = true;
+  }
+  m_watch_cv.notify_all();
+  if (m_watchdog.joinable()) m_watchdog.join();
+  // Then m_handles, the last member, goes first and waits for cnats' callbacks.
+}
 
 JetStreamLog::Handles::~Handles() {
   // Closing the connection closes the subscriptions without a word to the server (unsubscribing
@@ -325,13 +343,19 @@ std::pair<std::uint64_t, std::uint64_t> JetStreamLog::stream_bounds() {
 
 void JetStreamLog::follow(EventId after, Sink sink) {
   m_sink = std::move(sink);
+  m_delivered.store(static_cast<std::uint64_t>(after));
+  subscribe(static_cast<std::uint64_t>(after));
+  m_watchdog = std::thread([this] { watch(); });
+}
+
+int JetStreamLog::subscribe(std::uint64_t after) {
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Stream = m_options.stream.c_str();
   options.Ordered = true;
   if (after > 0) {
     options.Config.DeliverPolicy = js_DeliverByStartSequence;
-    options.Config.OptStartSeq = static_cast<std::uint64_t>(after) + 1;
+    options.Config.OptStartSeq = after + 1;
   } else {
     options.Config.DeliverPolicy = js_DeliverAll;
   }
@@ -341,7 +365,14 @@ void JetStreamLog::follow(EventId after, Sink sink) {
       js_Subscribe(&raw, m_handles->js.get(), m_subject.c_str(), &JetStreamCallbacks::message,
                    m_handles.get(), nullptr, &options, &code);
   if (s != NATS_OK) {
-    throw Error("cannot follow JetStream stream " + m_options.stream + ": " + last_error(s));
+    if (!m_watchdog.joinable()) {
+      throw Error("cannot follow JetStream stream " + m_options.stream + ": " + last_error(s));
+    }
+    return static_cast<int>(s);
+  }
+  {
+    std::lock_guard lock(m_handles->mutex);
+    m_handles->subscription_done = false;
   }
   m_handles->subscription.reset(raw);
   natsSubscription_SetOnCompleteCB(raw, &JetStreamCallbacks::subscription_complete,
@@ -349,6 +380,60 @@ void JetStreamLog::follow(EventId after, Sink sink) {
   // Messages wait in cnats' queue while the replica catches up; the sink's backpressure bounds
   // how far, and a slow consumer there would drop (and the ordered consumer reset), so no limit.
   natsSubscription_SetPendingLimits(raw, -1, -1);
+  m_last_delivery_us.store(steady_us());
+  return static_cast<int>(NATS_OK);
+}
+
+// The ordered consumer is cnats' to keep alive, but it can stay dead: after its NATS server died
+// during a stream leader election it was seen delivering nothing for a minute while the stream
+// grew, leaving this node's replica (and the acks that wait for it) behind. Once a second this
+// thread reads the stream's last sequence (blocking requests are fine here, not on the service
+// thread), and when the replica is behind and nothing arrived for kStalledUs, it replaces the
+// subscription, resuming after the last event delivered. It also wakes the server while
+// publishes await their outcome, so held acks are looked at again.
+void JetStreamLog::watch() {
+  std::int64_t last_info = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(m_watch_mutex);
+      if (m_watch_cv.wait_for(lock, std::chrono::seconds(1), [this] { return m_watch_stop; })) {
+        return;
+      }
+    }
+    const std::int64_t now = steady_us();
+    if (m_connected.load() && now - last_info >= kStreamInfoEveryUs) {
+      last_info = now;
+      jsStreamInfo* raw_info = nullptr;
+      jsOptions options;
+      jsOptions_Init(&options);
+      options.Wait = kApiWaitMs;
+      if (js_GetStreamInfo(&raw_info, m_handles->js.get(), m_options.stream.c_str(), &options,
+                           nullptr) == NATS_OK) {
+        StreamInfoPtr info(raw_info);
+        m_last_seq.store(std::max(m_last_seq.load(), info->State.LastSeq));
+      }
+    }
+    const bool behind = m_last_seq.load() > m_delivered.load();
+    if (m_connected.load() && behind && now - m_last_delivery_us.load() >= kStalledUs) {
+      resubscribe();
+    }
+    if (m_notify && !idle()) m_notify();
+  }
+}
+
+void JetStreamLog::resubscribe() {
+  Handles& h = *m_handles;
+  if (h.subscription) {
+    natsSubscription_Unsubscribe(h.subscription.get());
+    std::unique_lock lock(h.mutex);
+    h.changed.wait_for(lock, std::chrono::seconds(10), [&] { return h.subscription_done; });
+    lock.unlock();
+    h.subscription.reset();
+  }
+  ++m_resubscribes;
+  if (subscribe(m_delivered.load()) != static_cast<int>(NATS_OK)) {
+    m_last_delivery_us.store(steady_us());  // try again after another kStalledUs
+  }
 }
 
 JetStreamLog::PublishResult JetStreamLog::publish(const NewEvent& event, std::uint64_t tag) {
@@ -443,6 +528,7 @@ JetStreamStatus JetStreamLog::status() const {
   status.delivered = m_delivered.load();
   status.reconnects = m_reconnects.load();
   status.skipped = m_skipped.load();
+  status.resubscribes = m_resubscribes.load();
   std::lock_guard lock(m_mutex);
   status.pending_acks = m_pending.size();
   return status;

@@ -6,6 +6,7 @@
 // cnats runs its own threads: everything they learn is queued here under a mutex and announced
 // with `notify` (the server passes lws_cancel_service), like the store thread does.
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -53,11 +55,12 @@ struct JetStreamStatus {
   bool connected = false;
   std::string stream;
   int replicas = 0;
-  std::uint64_t last_seq = 0;    // the stream's newest sequence, as last seen
-  std::uint64_t delivered = 0;   // newest sequence the consumer handed to the replica
-  std::uint64_t reconnects = 0;  // times the connection came back
-  std::uint64_t skipped = 0;     // messages in the stream that were not evstream events
-  std::size_t pending_acks = 0;  // publishes awaiting a PubAck or their release
+  std::uint64_t last_seq = 0;      // the stream's newest sequence, as last seen
+  std::uint64_t delivered = 0;     // newest sequence the consumer handed to the replica
+  std::uint64_t reconnects = 0;    // times the connection came back
+  std::uint64_t skipped = 0;       // messages in the stream that were not evstream events
+  std::uint64_t resubscribes = 0;  // times a stalled consumer was replaced
+  std::size_t pending_acks = 0;    // publishes awaiting a PubAck or their release
 };
 
 class JetStreamLog {
@@ -102,6 +105,9 @@ class JetStreamLog {
   void on_pub_ack(const void* msg, std::uint64_t seq, bool duplicate,
                   std::optional<std::string> error);
   void ensure_stream();
+  int subscribe(std::uint64_t after);  // a natsStatus; throws when called from follow()
+  void watch();                        // the watchdog thread
+  void resubscribe();
   // Records a publish's outcome in its place; m_mutex held.
   void answer(std::uint64_t ticket, std::uint64_t seq, bool duplicate,
               std::optional<std::string> error);
@@ -122,6 +128,12 @@ class JetStreamLog {
   std::atomic<std::uint64_t> m_delivered{0};
   std::atomic<std::uint64_t> m_reconnects{0};
   std::atomic<std::uint64_t> m_skipped{0};
+  std::atomic<std::uint64_t> m_resubscribes{0};
+  std::atomic<std::int64_t> m_last_delivery_us{0};  // steady clock
+  std::mutex m_watch_mutex;
+  std::condition_variable m_watch_cv;
+  bool m_watch_stop = false;
+  std::thread m_watchdog;  // started by follow(); joined first thing in the destructor
   // Last, so it goes first: its destructor closes the connection and waits out cnats' callbacks
   // while every member they touch still exists (also when the constructor throws).
   std::unique_ptr<Handles> m_handles;
