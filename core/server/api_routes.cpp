@@ -53,6 +53,11 @@ std::string Server::Impl::health_json(bool full) {
   return out + "}";
 }
 
+std::uint64_t Server::Impl::replica_lag(const JetStreamStatus& nats) const {
+  const auto replica = static_cast<std::uint64_t>(head);
+  return nats.last_seq > replica ? nats.last_seq - replica : 0;
+}
+
 std::string Server::Impl::nats_json() const {
   const JetStreamStatus nats = jetstream->status();
   const auto replica = static_cast<std::uint64_t>(head);
@@ -62,7 +67,7 @@ std::string Server::Impl::nats_json() const {
   out += ",\"replicas\":" + std::to_string(nats.replicas);
   out += ",\"stream_last_seq\":" + std::to_string(nats.last_seq);
   out += ",\"replica_last_id\":" + std::to_string(replica);
-  out += ",\"lag\":" + std::to_string(nats.last_seq > replica ? nats.last_seq - replica : 0);
+  out += ",\"lag\":" + std::to_string(replica_lag(nats));
   out += ",\"pending_acks\":" + std::to_string(nats.pending_acks);
   out += ",\"reconnects\":" + std::to_string(nats.reconnects);
   out += ",\"resubscribes\":" + std::to_string(nats.resubscribes);
@@ -132,13 +137,12 @@ std::string Server::Impl::metrics_text() {
       metrics.delivery_us, latency_bounds_us(), 1e6);
   if (jetstream) {
     const JetStreamStatus nats = jetstream->status();
-    const auto replica = static_cast<std::uint64_t>(head);
     prom.gauge("evstream_nats_connected", "1 while connected to NATS (cluster mode).",
                nats.connected ? 1.0 : 0.0);
     prom.gauge("evstream_nats_stream_last_seq", "The JetStream stream's newest sequence, as seen.",
                static_cast<double>(nats.last_seq));
     prom.gauge("evstream_nats_replica_lag", "Events in the stream not yet in this node's replica.",
-               static_cast<double>(nats.last_seq > replica ? nats.last_seq - replica : 0));
+               static_cast<double>(replica_lag(nats)));
     prom.gauge("evstream_nats_pending_acks", "Publishes awaiting JetStream's ack or the replica.",
                static_cast<double>(nats.pending_acks));
     prom.counter("evstream_nats_reconnects_total", "Times the NATS connection came back.",

@@ -138,6 +138,7 @@ struct Server::Impl final : HubSink {
   std::string health_json(bool full);
   std::string metrics_text();
   std::string nats_json() const;  // cluster mode's part of /api/health
+  std::uint64_t replica_lag(const JetStreamStatus& nats) const;  // stream events not yet here
   void get_events(HttpExchange& exchange);
   void get_event(HttpExchange& exchange, std::string_view id_text);
   void post_events(lws* wsi, HttpExchange& exchange);
