@@ -5,9 +5,12 @@
 #   seed-nats1   the same, publisher on node A, subscribers on node B, one nats-server
 #   seed-r3      the same on a 3-server NATS cluster with a 3-replica stream
 #   acked        events/s one node gets acked through JetStream (one publisher, window 1000)
+#   ceiling      what JetStream itself sustains here with a bare cnats client (bench/
+#                jetstream_ceiling.cpp), with and without the ordered consumer every node runs,
+#                with nats-server's CPU: the upper bound for `acked` on this machine
 #   backfill     seconds a new node takes to copy BACKFILL_EVENTS events into its replica
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), THREADS (2),
-#      SCENARIOS ("seed-single seed-nats1 seed-r3 acked backfill"), BACKFILL_EVENTS (1000000)
+#      SCENARIOS ("seed-single seed-nats1 seed-r3 acked ceiling backfill"), BACKFILL_EVENTS (1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/evstream
@@ -104,7 +107,7 @@ nats_urls() {  # the client URLs of the running NATS servers: nats_urls PORT...
   echo "$out"
 }
 
-for s in ${SCENARIOS:-seed-single seed-nats1 seed-r3 acked backfill}; do
+for s in ${SCENARIOS:-seed-single seed-nats1 seed-r3 acked ceiling backfill}; do
   case $s in
     seed-single)
       start_node single
@@ -133,6 +136,27 @@ for s in ${SCENARIOS:-seed-single seed-nats1 seed-r3 acked backfill}; do
         --size 256 --duration 5s --json --slo '' || true)
       acked=$(/usr/bin/python3 -c 'import json, sys; print(round(json.loads(sys.argv[1])["published"] / 5))' "$report")
       emit "$s" "{\"nodes\": 1, \"nats\": 1, \"size\": 256, \"acked_per_s\": $acked}" "$report"
+      stop_all ;;
+    ceiling)
+      port=$(free_port); start_nats nats1 "$port"
+      nats_pid=${PIDS[-1]}
+      for consume in 0 1; do
+        for asap in 1 0; do
+          before=$(awk '{print $14 + $15}' "/proc/$nats_pid/stat")
+          start=$(date +%s%N)
+          line=$("${BUILD_DIR:-build}/jetstream_ceiling" --url "nats://127.0.0.1:$port" \
+            --events 200000 --size 256 --consume "$consume" --send-asap "$asap")
+          elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+          ticks=$(($(awk '{print $14 + $15}' "/proc/$nats_pid/stat") - before))
+          nats_cpu=$((ticks * 1000 * 100 / $(getconf CLK_TCK) / elapsed_ms))
+          /usr/bin/python3 -c '
+import json, sys, datetime
+line = json.loads(sys.argv[1])
+line.update({"bench": "cluster", "scenario": "ceiling", "nats_server_cpu_percent": int(sys.argv[2]),
+             "date": datetime.datetime.utcnow().isoformat() + "Z"})
+print(json.dumps(line))' "$line" "$nats_cpu"
+        done
+      done
       stop_all ;;
     backfill)
       events=${BACKFILL_EVENTS:-1000000}

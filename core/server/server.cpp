@@ -127,13 +127,12 @@ Server::Impl::Impl(ServerOptions opts, Logger& logger)
   raise_fd_limit();
   create_context();
   // Started after the context exists: the other threads' only call into lws is this wake-up.
-  lws_context* ctx = context.get();
   if (options.nats) connect_jetstream();
   StoreWriterOptions writer_options;
   writer_options.retain_age_us = options.retain_age_us;
   writer_options.retain_events = options.retain_events;
-  writer = std::make_unique<StoreWriter>(std::move(write_store), writer_options,
-                                         [ctx] { lws_cancel_service(ctx); });
+  writer =
+      std::make_unique<StoreWriter>(std::move(write_store), writer_options, [this] { wake(); });
   if (jetstream) {
     // The replica resumes after its own last id; a new node backfills from the stream's start.
     jetstream->follow(head,
@@ -142,8 +141,7 @@ Server::Impl::Impl(ServerOptions opts, Logger& logger)
 }
 
 void Server::Impl::connect_jetstream() {
-  lws_context* ctx = context.get();
-  jetstream = std::make_unique<JetStreamLog>(*options.nats, [ctx] { lws_cancel_service(ctx); });
+  jetstream = std::make_unique<JetStreamLog>(*options.nats, [this] { wake(); });
   const auto [first, last] = jetstream->stream_bounds();
   if (head > static_cast<EventId>(last)) {
     throw Error("database " + options.db + " is ahead of JetStream stream " + options.nats->stream +
@@ -242,7 +240,13 @@ void Server::Impl::run() {
   log.info("stopped", {{"events_total", static_cast<std::int64_t>(head)}});
 }
 
+void Server::Impl::wake() {
+  if (!wake_pending.exchange(true)) lws_cancel_service(context.get());
+}
+
 void Server::Impl::on_wake() {
+  // Cleared before looking: whatever is queued after this point wakes the service thread again.
+  wake_pending.store(false);
   deliver_committed();
 }
 

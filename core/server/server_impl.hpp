@@ -111,6 +111,7 @@ struct Server::Impl final : HubSink {
   void create_context();
   void connect_jetstream();
   void run();
+  void wake();     // any thread: have the service thread run on_wake() soon
   void on_wake();  // EVENT_WAIT_CANCELLED: store results and stop requests
   void deliver_committed();
   void broadcast(Committed& committed, std::int64_t now);
@@ -164,6 +165,9 @@ struct Server::Impl final : HubSink {
   ServerOptions options;
   Logger& log;
   std::string store_path;  // the path both connections open (a shared-cache URI for :memory:)
+  // Set by wake() until on_wake() runs: a burst of store commits and PubAcks from other threads
+  // costs one lws_cancel_service (a pipe write and a poll wake-up), not one each.
+  std::atomic<bool> wake_pending{false};
   std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
   std::unique_ptr<Store> read_store;
   std::unique_ptr<StoreWriter> writer;
@@ -177,10 +181,8 @@ struct Server::Impl final : HubSink {
   std::size_t publisher_sessions = 0;  // of `sessions`, kept so health never walks them all
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
   std::uint64_t next_connection_id = 1;
-  EventId head = 0;
-  std::int64_t events_at_start =
-      0;  // rows stored at startup; events_total adds events_in  // newest id broadcast: everything
-          // <= head is stored and was delivered live
+  EventId head = 0;  // newest id broadcast: everything <= head is stored and was delivered live
+  std::int64_t events_at_start = 0;  // rows stored at startup; events_total adds events_in
   std::int64_t started_us = 0;
 
   enum class Phase { serving, draining, closing, done } phase = Phase::serving;

@@ -121,6 +121,9 @@ class JetStreamLog {
   std::uint64_t m_first_ticket = 0;  // ticket of m_pending.front()
   std::uint64_t m_next_ticket = 0;
   std::unordered_map<void*, std::uint64_t> m_tickets;  // natsMsg* in flight -> ticket
+  // The `replicated` take_outcomes() last saw: a PubAck for a sequence beyond it cannot be
+  // released yet, so it need not wake the server (the replica's commit will).
+  std::uint64_t m_visible_up_to = 0;
   bool m_closed = false;
   int m_replicas = 0;
   std::atomic<bool> m_connected{false};
