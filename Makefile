@@ -102,14 +102,15 @@ fuzz: deps
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
 
-# Browser end-to-end tests of the dashboard: headless Debian chromium driven over CDP. Not part of
-# `make test` (the test skips itself without EVSTREAM_E2E=1); installs chromium when missing.
+# Browser end-to-end tests of the dashboard and of EventSource on /api/events/stream: headless
+# Debian chromium driven over CDP. Not part of `make test` (the tests skip themselves without
+# EVSTREAM_E2E=1); installs chromium when missing.
 e2e: build
 	@command -v chromium >/dev/null || { echo "make e2e: installing chromium" >&2; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >&2; }
 	cd tests/integration && EVSTREAM_E2E=1 EVSTREAM_BIN=$(CURDIR)/$(BUILD_DIR)/evstream \
-	  PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest -v test_dashboard_e2e
+	  PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest -v test_dashboard_e2e test_sse_e2e
 
 bench: build
 	./bench/run

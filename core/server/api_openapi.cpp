@@ -63,6 +63,26 @@ constexpr std::string_view kOpenApi = R"json({
         }
       }
     },
+    "/api/events/stream": {
+      "get": {
+        "summary": "Subscribe over plain HTTP: Server-Sent Events or NDJSON",
+        "description": "The messages of /ws/events (greeting ping, events in id order, pings, errors), with its parameters, queue bounds and slow-consumer policy. SSE (Accept: text/event-stream or format=sse): each event has id: = its id; Last-Event-ID resumes after it and wins over since/last; later pings are ': ping' comments. NDJSON otherwise: one message per line. The response has no length; a slow reader's stream ends with an error line (SSE: a comment), after which it resumes with since=.",
+        "parameters": [
+          {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["sse", "ndjson"]}},
+          {"name": "topic", "in": "query", "schema": {"type": "string"}, "description": "Repeatable; default every topic"},
+          {"name": "since", "in": "query", "schema": {"$ref": "#/components/schemas/EventId"}, "description": "Every stored event after this id, then live"},
+          {"name": "since_time", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+          {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "The last N stored events, then live"},
+          {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}, "description": "SSE reconnect: resume after this id"}
+        ],
+        "responses": {
+          "200": {"description": "The stream", "content": {"text/event-stream": {}, "application/x-ndjson": {}}},
+          "400": {"description": "A bad parameter, named", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "503": {"description": "Shutting down, or --max-clients reached", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
     "/api/events/{id}": {
       "get": {
         "summary": "One stored event",

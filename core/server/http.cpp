@@ -18,17 +18,7 @@ namespace evstream {
 namespace {
 
 constexpr std::string_view kEventsPath = "/api/events";
-
-// lws keeps unknown headers under their lower-cased name with the colon.
-std::string custom_header(lws* wsi, const char* name_with_colon) {
-  const int name_len = static_cast<int>(std::char_traits<char>::length(name_with_colon));
-  const int len = lws_hdr_custom_length(wsi, name_with_colon, name_len);
-  if (len <= 0) return {};
-  std::string value(static_cast<std::size_t>(len) + 1, '\0');
-  const int copied = lws_hdr_custom_copy(wsi, value.data(), len + 1, name_with_colon, name_len);
-  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
-  return value;
-}
+constexpr std::string_view kStreamPath = "/api/events/stream";
 
 void respond(HttpExchange& exchange, unsigned status, std::string body,
              std::string_view content_type = "application/json") {
@@ -205,9 +195,10 @@ void Server::Impl::route_http(lws* wsi, HttpExchange& exchange) {
   }
   const std::string_view path = exchange.path;
   const bool events = path == kEventsPath;
-  const bool one_event = path.starts_with(kEventsPath) && path.size() > kEventsPath.size() + 1 &&
-                         path[kEventsPath.size()] == '/';
-  const bool read_api = events || one_event || path == "/metrics";
+  const bool stream = path == kStreamPath;
+  const bool one_event = !stream && path.starts_with(kEventsPath) &&
+                         path.size() > kEventsPath.size() + 1 && path[kEventsPath.size()] == '/';
+  const bool read_api = events || stream || one_event || path == "/metrics";
   if (path == "/" || path == "/index.html") {
     if (!method_allowed(exchange, "GET")) return;
     exchange.headers_out.emplace_back("cache-control:", "no-cache");
@@ -232,6 +223,12 @@ void Server::Impl::route_http(lws* wsi, HttpExchange& exchange) {
                   "missing or wrong token: send Authorization: Bearer TOKEN or ?token=TOKEN");
   } else if (path == "/metrics") {
     respond(exchange, HTTP_STATUS_OK, metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+  } else if (stream && exchange.head_only) {
+    respond(exchange, HTTP_STATUS_OK, "", "application/x-ndjson");
+  } else if (stream) {
+    if (auto refusal = open_stream(wsi, exchange)) {
+      respond_error(exchange, refusal->status, refusal->message);
+    }
   } else if (one_event) {
     get_event(exchange, path.substr(kEventsPath.size() + 1));
   } else if (exchange.method == "POST") {
@@ -288,6 +285,9 @@ int Server::Impl::on_http_writeable(lws* wsi, HttpExchange& exchange) {
 void Server::Impl::on_http_closed(lws* wsi) {
   auto found = http_exchanges.find(wsi);
   if (found == http_exchanges.end()) return;
+  if (const auto id = found->second->stream_session; id != 0) {
+    if (auto session = sessions.find(id); session != sessions.end()) on_closed(*session->second);
+  }
   // Events of a POST whose client left are still stored and broadcast; only the reply is lost.
   if (found->second->tag != 0) http_pending.erase(found->second->tag);
   http_exchanges.erase(found);
@@ -332,7 +332,13 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         Server::Impl& impl = impl_of(wsi);
         auto found = impl.http_exchanges.find(wsi);
         if (found == impl.http_exchanges.end()) return 0;
-        return impl.on_http_writeable(wsi, *found->second);
+        HttpExchange& exchange = *found->second;
+        if (exchange.stream_session != 0) {
+          auto session = impl.sessions.find(exchange.stream_session);
+          if (session == impl.sessions.end()) return -1;
+          return impl.on_stream_writeable(wsi, exchange, *session->second);
+        }
+        return impl.on_http_writeable(wsi, exchange);
       }
       case LWS_CALLBACK_CLOSED_HTTP:
         impl_of(wsi).on_http_closed(wsi);

@@ -340,7 +340,8 @@ void Server::Impl::on_ping_timer() {
   const auto ping = make_text_frame(encode_ping(now));
   for (auto& [id, session] : sessions) {
     if (session->role != Role::subscriber || session->close_code != 0) continue;
-    if (now - session->last_rx_us > 2 * options.ping_interval_us) {
+    // An HTTP stream's client never speaks: a failed write is what says it is gone.
+    if (!session->http_stream && now - session->last_rx_us > 2 * options.ping_interval_us) {
       ++counters.dead_clients;
       session->end_reason =
           "dead: nothing received for " + std::to_string((now - session->last_rx_us) / 1000) + "ms";

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,16 +15,21 @@
 #include "core/server/server.hpp"
 #include "core/store/wal.hpp"
 #include "core/store/writer.hpp"
+#include "core/wire/http_stream.hpp"
 
 namespace evstream {
 
 enum class Role { subscriber, publisher };
 
-// One WebSocket connection. Subscribers use the inherited Subscriber part with the hub; publishers
+// One WebSocket connection, or one GET /api/events/stream response (`http_stream` set): a
+// subscriber like any other to the hub, written as SSE or NDJSON instead of WebSocket frames.
+// Subscribers use the inherited Subscriber part with the hub; publishers
 // use only its queue, for their replies (a placeholder holds the place of an ack not yet known, so
 // replies leave in the order the frames came).
 struct Session : Subscriber {
   Role role = Role::subscriber;
+  std::optional<StreamFormat> http_stream;
+  bool stream_headers_sent = false;
   lws* wsi = nullptr;
   std::string peer;
   std::string path;
@@ -72,6 +78,15 @@ struct HttpExchange {
   std::string body_out;
   std::size_t sent = 0;
   bool headers_sent = false;
+  std::uint64_t stream_session = 0;  // GET /api/events/stream: the Session it became
+};
+
+// What a subscriber asked for (/ws/events and /api/events/stream take the same parameters).
+struct SubscriptionRequest {
+  std::vector<std::string> topics;
+  std::optional<std::int64_t> since;
+  std::optional<std::int64_t> last;
+  std::string problem;  // set: a bad parameter, said for the user
 };
 
 // Queued frames are coalesced into writes of at most this much; lws is told the same limit
@@ -131,6 +146,14 @@ struct Server::Impl final : HubSink {
   void route_http(lws* wsi, HttpExchange& exchange);
   int on_http_writeable(lws* wsi, HttpExchange& exchange);
   void on_http_closed(lws* wsi);
+
+  // stream.cpp: GET /api/events/stream (SSE and NDJSON)
+  struct Refusal {
+    unsigned status;
+    std::string message;
+  };
+  std::optional<Refusal> open_stream(lws* wsi, HttpExchange& exchange);
+  int on_stream_writeable(lws* wsi, HttpExchange& exchange, Session& session);
   bool origin_allowed(lws* wsi, std::string_view origin) const;
   enum class Access { read, publish };
   bool authorized(Access access, std::string_view token) const;
@@ -156,7 +179,10 @@ struct Server::Impl final : HubSink {
   void on_peer_close(Session& session, const unsigned char* in, std::size_t len);
   void handle_subscriber_message(Session& session, std::string_view text);
   void handle_publish(Session& session, std::string_view text);
-  bool open_subscription(Session& session);
+  SubscriptionRequest parse_subscription(
+      const std::vector<std::pair<std::string, std::string>>& args);
+  void start_subscription(Session& session, SubscriptionRequest request);
+  Session& add_session(lws* wsi, Role role, std::string path);
   void reply(Session& session, std::string_view payload);
   void close_later(Session& session, int code, std::string reason, bool after_drain);
   void wake(Subscriber& subscriber) override;
@@ -226,6 +252,17 @@ inline std::string header(lws* wsi, lws_token_indexes token) {
   if (len <= 0) return {};
   std::string value(static_cast<std::size_t>(len) + 1, '\0');
   const int copied = lws_hdr_copy(wsi, value.data(), len + 1, token);
+  value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
+  return value;
+}
+
+// A header lws has no token for, by its lower-cased name with the colon ("last-event-id:").
+inline std::string custom_header(lws* wsi, const char* name_with_colon) {
+  const int name_len = static_cast<int>(std::char_traits<char>::length(name_with_colon));
+  const int len = lws_hdr_custom_length(wsi, name_with_colon, name_len);
+  if (len <= 0) return {};
+  std::string value(static_cast<std::size_t>(len) + 1, '\0');
+  const int copied = lws_hdr_custom_copy(wsi, value.data(), len + 1, name_with_colon, name_len);
   value.resize(copied > 0 ? static_cast<std::size_t>(copied) : 0);
   return value;
 }

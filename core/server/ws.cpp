@@ -56,57 +56,77 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   return 1;
 }
 
-int Server::Impl::on_established(lws* wsi, Session** slot) {
+Session& Server::Impl::add_session(lws* wsi, Role role, std::string path) {
   auto owned = std::make_unique<Session>();
   Session& session = *owned;
   session.id = next_connection_id++;
   session.wsi = wsi;
-  session.path = header(wsi, WSI_TOKEN_GET_URI);
-  session.role = session.path == "/ws/publish" ? Role::publisher : Role::subscriber;
+  session.path = std::move(path);
+  session.role = role;
   char peer[64] = "";
   lws_get_peer_simple(wsi, peer, sizeof peer);
   session.peer = peer;
   session.connected_us = session.last_rx_us = now_unix_us();
-  *slot = &session;
   sessions.emplace(session.id, std::move(owned));
   publisher_sessions += session.role == Role::publisher;
   ++counters.connections_total;
   ++(session.role == Role::publisher ? metrics.publisher_connections_total
                                      : metrics.subscriber_connections_total);
   log.info("connect", {{"id", session.id}, {"peer", session.peer}, {"path", session.path}});
-  if (session.role == Role::subscriber && !open_subscription(session)) return 0;
+  return session;
+}
+
+int Server::Impl::on_established(lws* wsi, Session** slot) {
+  std::string path = header(wsi, WSI_TOKEN_GET_URI);
+  const Role role = path == "/ws/publish" ? Role::publisher : Role::subscriber;
+  Session& session = add_session(wsi, role, std::move(path));
+  *slot = &session;
+  if (session.role != Role::subscriber) return 0;
+  // Query arguments are read now: headers are gone after ESTABLISHED returns.
+  SubscriptionRequest request = parse_subscription(query_args(wsi));
+  if (!request.problem.empty()) {
+    reply(session, encode_ping(now_unix_us(), std::to_string(session.id), head));
+    reply(session, encode_error(request.problem));
+    close_later(session, 1008, "bad request", true);
+    return 0;
+  }
+  start_subscription(session, std::move(request));
   return 0;
 }
 
-// Reads topic=/since=/last= (headers are gone after ESTABLISHED returns), greets the subscriber
-// and queues its first catch-up page. Bad parameters get an error message, then a 1008 close.
-bool Server::Impl::open_subscription(Session& session) {
-  std::optional<std::int64_t> since;
-  std::optional<std::int64_t> last;
-  std::string problem;
-  for (auto& [name, value] : query_args(session.wsi)) {
+// topic=/since=/since_time=/last=; a bad one is said in `problem`.
+SubscriptionRequest Server::Impl::parse_subscription(
+    const std::vector<std::pair<std::string, std::string>>& args) {
+  SubscriptionRequest request;
+  std::string& problem = request.problem;
+  for (const auto& [name, value] : args) {
     if (name == "topic") {
       if (auto error = topic_error(value); !error.empty()) problem = "bad topic=: " + error;
-      session.topics.push_back(std::move(value));
+      request.topics.push_back(value);
     } else if (name == "since") {
-      since = parse_count(value);
-      if (!since) problem = "bad since=" + value + ": expected an event id (0 or more)";
+      request.since = parse_count(value);
+      if (!request.since) problem = "bad since=" + value + ": expected an event id (0 or more)";
     } else if (name == "since_time") {
       const auto time = parse_rfc3339(value);
       if (!time) problem = "bad since_time=" + value + ": expected an RFC 3339 time";
-      if (time) since = read_store->cursor_for_time(*time);
+      if (time) request.since = read_store->cursor_for_time(*time);
     } else if (name == "last") {
-      last = parse_count(value);
-      if (!last) problem = "bad last=" + value + ": expected a count (0 or more)";
+      request.last = parse_count(value);
+      if (!request.last) problem = "bad last=" + value + ": expected a count (0 or more)";
     }
   }
-  if (problem.empty() && since && last) problem = "use either since= or last=, not both";
-  reply(session, encode_ping(now_unix_us(), std::to_string(session.id), head));
-  if (!problem.empty()) {
-    reply(session, encode_error(problem));
-    close_later(session, 1008, "bad request", true);
-    return false;
+  if (problem.empty() && request.since && request.last) {
+    problem = "use either since= or last=, not both";
   }
+  return request;
+}
+
+// Greets the subscriber and queues its first catch-up page.
+void Server::Impl::start_subscription(Session& session, SubscriptionRequest request) {
+  session.topics = std::move(request.topics);
+  const auto since = request.since;
+  const auto last = request.last;
+  reply(session, encode_ping(now_unix_us(), std::to_string(session.id), head));
   if (since && *since > head) {
     reply(session, encode_error("since=" + std::to_string(*since) +
                                 " is above the newest stored id " + std::to_string(head) +
@@ -123,7 +143,6 @@ bool Server::Impl::open_subscription(Session& session) {
     session.cursor = head;
   }
   hub.catch_up(session, *read_store, head);
-  return true;
 }
 
 int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) {
