@@ -336,7 +336,7 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         if (exchange.stream_session != 0) {
           auto session = impl.sessions.find(exchange.stream_session);
           if (session == impl.sessions.end()) return -1;
-          return impl.on_stream_writeable(wsi, exchange, *session->second);
+          return impl.on_stream_writeable(wsi, *session->second);
         }
         return impl.on_http_writeable(wsi, exchange);
       }

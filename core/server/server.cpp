@@ -340,7 +340,12 @@ void Server::Impl::on_ping_timer() {
   const auto ping = make_text_frame(encode_ping(now));
   for (auto& [id, session] : sessions) {
     if (session->role != Role::subscriber || session->close_code != 0) continue;
-    // An HTTP stream's client never speaks: a failed write is what says it is gone.
+    if (session->http_stream && stream_peer_gone(session->wsi)) {
+      session->end_reason = "client closed";
+      lws_set_timeout(session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      continue;
+    }
+    // An HTTP stream's client never speaks; its liveness is the check above.
     if (!session->http_stream && now - session->last_rx_us > 2 * options.ping_interval_us) {
       ++counters.dead_clients;
       session->end_reason =

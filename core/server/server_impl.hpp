@@ -29,7 +29,6 @@ enum class Role { subscriber, publisher };
 struct Session : Subscriber {
   Role role = Role::subscriber;
   std::optional<StreamFormat> http_stream;
-  bool stream_headers_sent = false;
   lws* wsi = nullptr;
   std::string peer;
   std::string path;
@@ -153,7 +152,8 @@ struct Server::Impl final : HubSink {
     std::string message;
   };
   std::optional<Refusal> open_stream(lws* wsi, HttpExchange& exchange);
-  int on_stream_writeable(lws* wsi, HttpExchange& exchange, Session& session);
+  bool write_stream_headers(lws* wsi, HttpExchange& exchange, StreamFormat format);
+  int on_stream_writeable(lws* wsi, Session& session);
   bool origin_allowed(lws* wsi, std::string_view origin) const;
   enum class Access { read, publish };
   bool authorized(Access access, std::string_view token) const;
@@ -281,6 +281,9 @@ inline std::vector<std::pair<std::string, std::string>> query_args(lws* wsi) {
   }
   return args;
 }
+
+// stream.cpp: the client of an HTTP stream has closed its end (or the socket failed).
+bool stream_peer_gone(lws* wsi);
 
 int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);

@@ -3,7 +3,10 @@
 // with the same parameters, queue bounds, slow-consumer policy and order; only the bytes differ
 // (SSE or NDJSON, core/wire/http_stream). It has no length and ends when the connection does.
 // Everything here runs on the service thread.
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "core/server/server_impl.hpp"
@@ -42,42 +45,47 @@ std::optional<Server::Impl::Refusal> Server::Impl::open_stream(lws* wsi, HttpExc
   if (sessions.size() >= options.max_clients) {
     return Refusal{HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients (--max-clients reached)"};
   }
+  if (!write_stream_headers(wsi, exchange, *format)) {
+    return Refusal{HTTP_STATUS_INTERNAL_SERVER_ERROR, "cannot write the response headers"};
+  }
+  // Everything needed from the request is copied: give its header storage back (a stream holds
+  // its connection for hours) and cancel lws' timeouts. (lws_http_mark_sse does the same, but
+  // lws 4.1 logs an error from it on HTTP/1.)
+  lws_http_headers_detach(wsi);
+  lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
   Session& session = add_session(wsi, Role::subscriber, exchange.path);
   session.http_stream = *format;
   exchange.stream_session = session.id;
   exchange.ready = true;
-  lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);  // it lasts as long as the client wants
   start_subscription(session, std::move(request));
   return std::nullopt;
 }
 
-int Server::Impl::on_stream_writeable(lws* wsi, HttpExchange& exchange, Session& session) {
-  const StreamFormat format = *session.http_stream;
-  if (!session.stream_headers_sent) {
-    std::vector<unsigned char> buf(LWS_PRE + 2048);
-    unsigned char* start = buf.data() + LWS_PRE;
-    unsigned char* p = start;
-    unsigned char* end = buf.data() + buf.size() - 1;
-    const std::string content_type(stream_content_type(format));
-    // No length: lws answers "connection: close", and the body runs until either side ends it.
-    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, content_type.c_str(),
-                                    LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end)) {
-      return -1;
-    }
-    exchange.headers_out.emplace_back("cache-control:", "no-cache");
-    exchange.headers_out.emplace_back("x-accel-buffering:", "no");  // nginx: pass each event on
-    for (const auto& [name, value] : exchange.headers_out) {
-      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(name.c_str()),
-                                      reinterpret_cast<const unsigned char*>(value.data()),
-                                      static_cast<int>(value.size()), &p, end)) {
-        return -1;
-      }
-    }
-    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
-    session.stream_headers_sent = true;
-    lws_callback_on_writable(wsi);
-    return 0;
+bool Server::Impl::write_stream_headers(lws* wsi, HttpExchange& exchange, StreamFormat format) {
+  std::vector<unsigned char> buf(LWS_PRE + 2048);
+  unsigned char* start = buf.data() + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf.data() + buf.size() - 1;
+  const std::string content_type(stream_content_type(format));
+  // No length: lws answers "connection: close", and the body runs until either side ends it.
+  if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, content_type.c_str(),
+                                  LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end)) {
+    return false;
   }
+  exchange.headers_out.emplace_back("cache-control:", "no-cache");
+  exchange.headers_out.emplace_back("x-accel-buffering:", "no");  // nginx: pass each event on
+  for (const auto& [name, value] : exchange.headers_out) {
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(name.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()),
+                                    static_cast<int>(value.size()), &p, end)) {
+      return false;
+    }
+  }
+  return lws_finalize_write_http_header(wsi, start, &p, end) == 0;
+}
+
+int Server::Impl::on_stream_writeable(lws* wsi, Session& session) {
+  const StreamFormat format = *session.http_stream;
   std::string body;
   // Ended by the server: a slow consumer's queue was dropped; at shutdown, what was queued went
   // first. The last words say why; the client resumes with since= / Last-Event-ID.
@@ -121,6 +129,16 @@ int Server::Impl::on_stream_writeable(lws* wsi, HttpExchange& exchange, Session&
     lws_callback_on_writable(wsi);
   }
   return 0;
+}
+
+// lws does not read a stream's socket once the response has started, so a client that hung up
+// shows only when a write fails. A peek (called at each ping) sees its FIN at once.
+bool stream_peer_gone(lws* wsi) {
+  const int fd = lws_get_socket_fd(wsi);
+  if (fd < 0) return true;
+  char byte = 0;
+  const ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 }  // namespace evstream
