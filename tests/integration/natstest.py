@@ -86,10 +86,28 @@ def nats_cluster(workdir, size=3):
                           cluster_port=cluster_ports[i], routes=routes) for i in range(size)]
     for server in servers:
         server.start()
-    # JetStream answers API requests only once the servers elected a meta leader.
+    # JetStream answers API requests once the servers elected a meta leader, but a leader elected
+    # by a quorum may not know the last peer yet: then an R`size` stream has "no suitable peers
+    # for placement" (seen under load). Ready means such a stream can be placed.
     wait_for(lambda: jetstream_ready(servers[0].port), READY_TIMEOUT, interval=0.1,
              what="the NATS cluster's JetStream meta leader")
+    wait_for(lambda: replicas_placeable(servers[0].port, size), READY_TIMEOUT, interval=0.1,
+             what=f"the NATS cluster to place a stream on all {size} servers")
     return servers
+
+
+def replicas_placeable(port, replicas):
+    """Creates and deletes a probe stream with `replicas` replicas; whether that worked."""
+    config = {"name": "EVSTREAM_TEST_PROBE", "subjects": ["evstream_test.probe"],
+              "storage": "memory", "num_replicas": replicas}
+    try:
+        created = jetstream_api(port, "STREAM.CREATE.EVSTREAM_TEST_PROBE", config)
+        if "error" in created:
+            return False
+        deleted = jetstream_api(port, "STREAM.DELETE.EVSTREAM_TEST_PROBE")
+    except (OSError, AssertionError, ValueError):
+        return False
+    return "error" not in deleted
 
 
 def nats_request(port, subject, payload=b"", timeout=5.0):
