@@ -79,6 +79,15 @@ void Server::Impl::record_store_samples() {
     metrics.store_commit_us.record(sample.commit_us);
     metrics.store_batch_events.record(static_cast<std::int64_t>(sample.events));
   }
+  if (!jetstream) return;
+  // The store thread retries a replica batch that failed until it commits (never a hole).
+  const auto retries = writer->replica_retries();
+  if (retries.failures > metrics.replica_commit_failures) {
+    metrics.replica_commit_failures = retries.failures;
+    log.error(
+        "replica commit failed, retrying",
+        {{"failures", static_cast<std::int64_t>(retries.failures)}, {"error", retries.last_error}});
+  }
 }
 
 std::string Server::Impl::metrics_text() {
@@ -97,6 +106,11 @@ std::string Server::Impl::metrics_text() {
                "WebSocket upgrades refused (bad path, shutting down, --max-clients, auth, origin).",
                counters.refused_connections);
   prom.counter("evstream_events_in_total", "Events stored and broadcast.", counters.events_in);
+  if (jetstream) {
+    prom.counter("evstream_replica_commit_failures_total",
+                 "Commits of this node's replica that failed and were retried.",
+                 metrics.replica_commit_failures);
+  }
   prom.counter("evstream_http_events_in_total", "Events stored through POST /api/events.",
                metrics.http_events_in);
   prom.counter("evstream_duplicate_events_total",

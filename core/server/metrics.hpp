@@ -20,9 +20,10 @@ struct ServerMetrics {
   std::uint64_t subscriber_connections_total = 0;
   std::uint64_t publisher_connections_total = 0;
   std::uint64_t http_requests_total = 0;
-  std::uint64_t http_events_in = 0;     // events stored through POST /api/events
-  std::uint64_t http_unauthorized = 0;  // 401s, HTTP and WebSocket upgrades
-  std::uint64_t forbidden_origins = 0;  // 403s for an Origin not allowed
+  std::uint64_t http_events_in = 0;           // events stored through POST /api/events
+  std::uint64_t http_unauthorized = 0;        // 401s, HTTP and WebSocket upgrades
+  std::uint64_t forbidden_origins = 0;        // 403s for an Origin not allowed
+  std::uint64_t replica_commit_failures = 0;  // cluster mode: replica commits retried (logged)
 };
 
 // Bucket bounds used by /metrics: latencies 100us..10s, batch sizes 1..1024 events.

@@ -17,6 +17,9 @@ std::int64_t steady_now_us() {
 
 // Samples nobody takes must not grow without bound; metrics only need the recent ones.
 constexpr std::size_t kMaxSamples = 4096;
+constexpr std::int64_t kFirstRetryUs =
+    10'000;  // a replica batch that failed: first retry after 10 ms,
+constexpr std::int64_t kMaxRetryUs = 1'000'000;  // then doubling up to once a second
 
 StoreWriterOptions checked(StoreWriterOptions options) {
   options.max_batch_events = std::max<std::size_t>(options.max_batch_events, 1);
@@ -146,12 +149,25 @@ bool StoreWriter::next_batch(Batch& batch) {
 void StoreWriter::commit_batch(Batch& batch) {
   std::vector<AppendResult> results;
   std::optional<std::string> error;
+  const bool replica = batch.events.front().id != 0;
   const std::int64_t start = steady_now_us();
-  try {
-    results = m_store.append(batch.events);
-  } catch (const std::exception& e) {  // nothing may escape the thread: report it per event
-    error = e.what();
-    results.assign(batch.events.size(), AppendResult{});
+  for (std::int64_t delay_us = kFirstRetryUs;; delay_us = std::min(2 * delay_us, kMaxRetryUs)) {
+    try {
+      results = m_store.append(batch.events);
+      error.reset();
+      break;
+    } catch (const std::exception& e) {  // nothing may escape the thread: report it per event
+      error = e.what();
+      results.assign(batch.events.size(), AppendResult{});
+    }
+    if (!replica) break;
+    {
+      std::lock_guard lock(m_mutex);
+      ++m_retries.failures;
+      m_retries.last_error = *error;
+    }
+    if (m_notify) m_notify();
+    if (!wait_unless_closed(delay_us)) break;
   }
   const std::int64_t elapsed = steady_now_us() - start;
   {
@@ -166,6 +182,16 @@ void StoreWriter::commit_batch(Batch& batch) {
     m_in_progress = 0;
   }
   if (m_notify) m_notify();  // outside the lock: the woken thread calls take_committed() at once
+}
+
+bool StoreWriter::wait_unless_closed(std::int64_t delay_us) {
+  std::unique_lock lock(m_mutex);
+  return !m_wake.wait_for(lock, std::chrono::microseconds(delay_us), [this] { return m_closed; });
+}
+
+StoreWriter::RetryReport StoreWriter::replica_retries() const {
+  std::lock_guard lock(m_mutex);
+  return m_retries;
 }
 
 bool StoreWriter::retention_configured() const {

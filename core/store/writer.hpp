@@ -71,6 +71,15 @@ class StoreWriter {
   };
   std::vector<BatchSample> take_batch_samples();
 
+  // A replica's batch (events numbered by the log of record, NewEvent::id set) is never given up:
+  // skipping it would leave a hole that since= resumes across without a word. It is retried, with
+  // backoff, until it commits or the writer closes. The failures so far and the last reason:
+  struct RetryReport {
+    std::uint64_t failures = 0;
+    std::string last_error;
+  };
+  RetryReport replica_retries() const;
+
  private:
   // Events taken from the queue for one transaction; tags[i] belongs to events[i] (two vectors
   // because Store::append wants the events contiguous).
@@ -81,6 +90,8 @@ class StoreWriter {
   void run();
   bool next_batch(Batch& batch);  // waits; false once closed and the queue is empty
   void commit_batch(Batch& batch);
+  // Waits `delay_us` unless the writer closes first; false when closed.
+  bool wait_unless_closed(std::int64_t delay_us);
   void maybe_apply_retention();
   bool retention_configured() const;
   std::int64_t retention_due_us() const;  // steady-clock time of the next retention run
@@ -97,6 +108,7 @@ class StoreWriter {
   std::vector<Committed> m_committed;
   std::vector<BatchSample> m_samples;
   std::uint64_t m_batches = 0;
+  RetryReport m_retries;
   bool m_closed = false;
   std::int64_t m_last_retention_us = 0;
   std::atomic<std::int64_t> m_retention_deleted{0};  // steady clock; 0 = never, so it runs at start

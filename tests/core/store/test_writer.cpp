@@ -276,6 +276,45 @@ TEST_CASE("store_writer: a failed transaction marks every event of its batch") {
   CHECK(after[0].result.id == 2);
 }
 
+TEST_CASE("store_writer: a replica's failed batch is retried until it commits, never skipped") {
+  TempDir dir;
+  const auto path = dir.file("x.db");
+  Store store(path);
+  sqlite3* control = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &control) == SQLITE_OK);
+  auto exec = [&](const char* sql) {
+    return sqlite3_exec(control, sql, nullptr, nullptr, nullptr);
+  };
+  REQUIRE(exec("CREATE TABLE fault(on_ INTEGER); INSERT INTO fault VALUES(1);") == SQLITE_OK);
+  REQUIRE(exec("CREATE TRIGGER fail BEFORE INSERT ON events WHEN (SELECT on_ FROM fault) = 1 "
+               "BEGIN SELECT RAISE(ABORT, 'disk full (injected)'); END") == SQLITE_OK);
+
+  Notifier notifier;
+  StoreWriter writer(std::move(store), {}, notifier.callback());
+  NewEvent first = make_event("{\"n\":1}");
+  first.id = 7;  // numbered by the log of record
+  NewEvent second = make_event("{\"n\":2}");
+  second.id = 8;
+  REQUIRE(writer.submit_wait(std::move(first), 0) == StoreWriter::SubmitResult::ok);
+  REQUIRE(writer.submit_wait(std::move(second), 0) == StoreWriter::SubmitResult::ok);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (writer.replica_retries().failures < 3 && std::chrono::steady_clock::now() < deadline) {
+    notifier.wait_past(notifier.calls(), deadline);
+  }
+  const auto report = writer.replica_retries();
+  CHECK(report.failures >= 3);
+  CHECK(report.last_error.find("disk full (injected)") != std::string::npos);
+  CHECK(writer.take_committed().empty());  // nothing given up while the fault lasts
+  REQUIRE(exec("UPDATE fault SET on_ = 0;") == SQLITE_OK);
+  sqlite3_close(control);
+  const auto committed = collect(writer, notifier, 2);
+  REQUIRE(committed.size() == 2);
+  CHECK_FALSE(committed[0].error.has_value());
+  CHECK(committed[0].result.id == 7);
+  CHECK(committed[1].result.id == 8);
+  CHECK(stored_events(path) == 2);
+}
+
 TEST_CASE("store_writer: retention") {
   TempDir dir;
   const auto path = dir.file("x.db");
