@@ -73,6 +73,7 @@ constexpr std::string_view kOpenApi = R"json({
           {"name": "since", "in": "query", "schema": {"$ref": "#/components/schemas/EventId"}, "description": "Every stored event after this id, then live"},
           {"name": "since_time", "in": "query", "schema": {"type": "string", "format": "date-time"}},
           {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "The last N stored events, then live"},
+          {"name": "where", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true, "description": "Field filter over data (PATH OP VALUE, PATH in V1,V2, exists PATH; OP = != < <= > >= ~); repeatable, all must hold"},
           {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}, "description": "SSE reconnect: resume after this id"}
         ],
         "responses": {
@@ -121,7 +122,8 @@ constexpr std::string_view kOpenApi = R"json({
         "parameters": [
           {"name": "topic", "in": "query", "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Topic"}}, "style": "form", "explode": true},
           {"name": "since", "in": "query", "schema": {"$ref": "#/components/schemas/EventId"}, "description": "Send every stored event with a greater id first."},
-          {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Send the last N stored events first."}
+          {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Send the last N stored events first."},
+          {"name": "where", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true, "description": "Field filter over data (PATH OP VALUE, PATH in V1,V2, exists PATH; OP = != < <= > >= ~); repeatable, all must hold. since= and last= count matching events only."}
         ],
         "x-websocket-messages": {
           "server-to-client": [{"$ref": "#/components/schemas/Ping"}, {"$ref": "#/components/schemas/EventMessage"}, {"$ref": "#/components/schemas/ErrorMessage"}],

@@ -35,11 +35,19 @@ bool Hub::enqueue(Subscriber& subscriber, FramePtr frame) {
 }
 
 void Hub::publish(const Record& record, const FramePtr& frame) {
+  std::optional<EventFields> fields;  // built for the first filtered subscriber, then shared
   // Iterate by index: enqueue() may remove the current subscriber (swap with the last one).
   for (std::size_t i = 0; i < m_live.size();) {
     Subscriber& subscriber = *m_live[i];
     if (subscriber.wants(record.topic)) {
       subscriber.cursor = record.id;
+      if (subscriber.filter) {
+        if (!fields) fields.emplace(record.data);
+        if (!matches(*subscriber.filter, *fields)) {
+          ++i;
+          continue;
+        }
+      }
       if (!enqueue(subscriber, frame)) continue;  // removed: slot i now holds another subscriber
     }
     ++i;
@@ -53,6 +61,10 @@ void Hub::seek_last(Subscriber& subscriber, std::int64_t n, EventId head) {
 }
 
 void Hub::seek_back(Subscriber& subscriber, Store& store) {
+  if (subscriber.filter) {
+    seek_back_filtered(subscriber, store);
+    return;
+  }
   const int page =
       static_cast<int>(std::min<std::int64_t>(kCatchUpPage, subscriber.seek_remaining));
   const auto ids = store.ids_before(subscriber.seek_before, subscriber.topics, page);
@@ -63,6 +75,29 @@ void Hub::seek_back(Subscriber& subscriber, Store& store) {
     subscriber.cursor = 0;
   } else if (subscriber.seek_remaining == 0) {
     subscriber.cursor = subscriber.seek_before - 1;
+  }
+}
+
+// last=N with where=: the Nth newest *matching* event, so records are read (a page of them per
+// call, newest first) rather than ids.
+void Hub::seek_back_filtered(Subscriber& subscriber, Store& store) {
+  Query query;
+  query.before = subscriber.seek_before;
+  query.topics = subscriber.topics;
+  query.limit = kCatchUpPage;
+  query.order = Order::desc;
+  const auto records = store.query(query);
+  for (const auto& record : records) {
+    subscriber.seek_before = record.id;
+    if (!matches(*subscriber.filter, EventFields(record.data))) continue;
+    if (--subscriber.seek_remaining == 0) {
+      subscriber.cursor = record.id - 1;
+      return;
+    }
+  }
+  if (static_cast<int>(records.size()) < kCatchUpPage) {  // fewer than N match: all of them
+    subscriber.seek_remaining = 0;
+    subscriber.cursor = 0;
   }
 }
 
@@ -90,6 +125,10 @@ bool Hub::catch_up(Subscriber& subscriber, Store& store, EventId head) {
   query.order = Order::asc;
   const auto records = store.query(query);
   for (const auto& record : records) {
+    if (subscriber.filter && !matches(*subscriber.filter, EventFields(record.data))) {
+      subscriber.cursor = record.id;  // read past: resume after it
+      continue;
+    }
     auto frame = make_text_frame(encode_event(record));
     if (subscriber.queue.bytes() + frame->size() > m_limits.max_bytes / 2 &&
         !subscriber.queue.empty()) {

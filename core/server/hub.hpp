@@ -3,12 +3,14 @@
 // and catch-up from the store. Lives on the service thread and knows nothing of sockets: it tells
 // its Sink when a subscriber has something to write or must be closed.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/store/store.hpp"
 #include "core/wire/event.hpp"
+#include "core/wire/filter.hpp"
 #include "core/wire/frame.hpp"
 
 namespace evstream {
@@ -16,6 +18,9 @@ namespace evstream {
 struct Subscriber {
   std::uint64_t id = 0;
   std::vector<std::string> topics;  // empty: every topic
+  // where=: only events whose data matches (shared and immutable; null for most subscribers, so
+  // the broadcast loop costs them one pointer test).
+  std::shared_ptr<const Filter> filter;
   FrameQueue queue;
   EventId cursor = 0;  // the newest id queued to this subscriber (catch-up resumes after it)
   // last=N over a topic filter: matching events still to count back from `seek_before` before
@@ -49,7 +54,9 @@ class Hub {
 
   // Queues `frame` for one subscriber; false (and the sink told) when that overflowed it.
   bool enqueue(Subscriber& subscriber, FramePtr frame);
-  // Queues the event's shared frame for every live subscriber that wants its topic.
+  // Queues the event's shared frame for every live subscriber that wants its topic and whose
+  // filter (if any) it matches; the event's fields are indexed once, and only when some live
+  // subscriber has a filter.
   void publish(const Record& record, const FramePtr& frame);
 
   // Queues the next catch-up page for a subscriber that is not live yet: stored events with
@@ -72,6 +79,7 @@ class Hub {
  private:
   void go_live(Subscriber& subscriber);
   static void seek_back(Subscriber& subscriber, Store& store);
+  static void seek_back_filtered(Subscriber& subscriber, Store& store);
   bool has_room(const Subscriber& subscriber, std::size_t bytes) const;
 
   QueueLimits m_limits;

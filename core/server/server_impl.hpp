@@ -85,7 +85,8 @@ struct SubscriptionRequest {
   std::vector<std::string> topics;
   std::optional<std::int64_t> since;
   std::optional<std::int64_t> last;
-  std::string problem;  // set: a bad parameter, said for the user
+  std::shared_ptr<const Filter> filter;  // where= (every one must hold); null without
+  std::string problem;                   // set: a bad parameter, said for the user
 };
 
 // Queued frames are coalesced into writes of at most this much; lws is told the same limit

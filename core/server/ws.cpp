@@ -94,11 +94,12 @@ int Server::Impl::on_established(lws* wsi, Session** slot) {
   return 0;
 }
 
-// topic=/since=/since_time=/last=; a bad one is said in `problem`.
+// topic=/since=/since_time=/last=/where=; a bad one is said in `problem`.
 SubscriptionRequest Server::Impl::parse_subscription(
     const std::vector<std::pair<std::string, std::string>>& args) {
   SubscriptionRequest request;
   std::string& problem = request.problem;
+  Filter where;
   for (const auto& [name, value] : args) {
     if (name == "topic") {
       if (auto error = topic_error(value); !error.empty()) problem = "bad topic=: " + error;
@@ -113,8 +114,16 @@ SubscriptionRequest Server::Impl::parse_subscription(
     } else if (name == "last") {
       request.last = parse_count(value);
       if (!request.last) problem = "bad last=" + value + ": expected a count (0 or more)";
+    } else if (name == "where") {
+      auto clause = parse_filter_clause(value);
+      if (auto* error = std::get_if<FilterError>(&clause)) {
+        problem = error->describe();
+      } else {
+        where.clauses.push_back(std::move(std::get<FilterClause>(clause)));
+      }
     }
   }
+  if (!where.empty()) request.filter = std::make_shared<const Filter>(std::move(where));
   if (problem.empty() && request.since && request.last) {
     problem = "use either since= or last=, not both";
   }
@@ -124,6 +133,7 @@ SubscriptionRequest Server::Impl::parse_subscription(
 // Greets the subscriber and queues its first catch-up page.
 void Server::Impl::start_subscription(Session& session, SubscriptionRequest request) {
   session.topics = std::move(request.topics);
+  session.filter = std::move(request.filter);
   const auto since = request.since;
   const auto last = request.last;
   reply(session, encode_ping(now_unix_us(), std::to_string(session.id), head));
@@ -134,7 +144,7 @@ void Server::Impl::start_subscription(Session& session, SubscriptionRequest requ
   }
   if (since) {
     session.cursor = std::min<EventId>(*since, head);
-  } else if (last && !session.topics.empty()) {
+  } else if (last && (!session.topics.empty() || session.filter)) {
     Hub::seek_last(session, *last, head);  // walked back page by page: never one long query
   } else if (last) {
     // Ids have no holes (only the oldest rows are ever deleted), so the last N follow head - N.

@@ -353,6 +353,11 @@ EventFields::EventFields(std::string_view data) {
 
 void EventFields::add(std::string& path, std::string_view value, std::size_t depth) {
   if (value.empty() || depth > kMaxFieldDepth) return;
+  if (value.front() == '{' || value.front() == '[') {
+    // The container itself, so `exists PATH` holds for it (even empty); it never compares.
+    m_fields.push_back(
+        Field{path, value.front() == '{' ? JsonKind::object : JsonKind::array, value, {}});
+  }
   if (value.front() == '{') {
     const std::size_t base = path.size();
     for (const auto& member : top_level_members(value)) {

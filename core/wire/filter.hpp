@@ -59,8 +59,8 @@ struct Filter {
   bool empty() const { return clauses.empty(); }
 };
 
-// The leaf values of one event's data, each under its array-free dotted path, built once per
-// event. Views point into the data text, which must outlive the index.
+// Every value of one event's data (containers too, for `exists`) under its array-free dotted
+// path, built once per event. Views point into the data text, which must outlive the index.
 class EventFields {
  public:
   struct Field {

@@ -128,6 +128,10 @@ TEST_CASE("filter: matching a detection") {
   CHECK_FALSE(match("exists objects.mask", kDetection));
   CHECK(match("exists note", kDetection));
   CHECK(match("site.zone.id = 7", kDetection));
+  CHECK(match("exists objects", kDetection));  // containers exist too, even empty ones
+  CHECK(match("exists site.zone", kDetection));
+  CHECK(match("exists e", R"({"e":[]})"));
+  CHECK_FALSE(match("site = 7", kDetection));  // but never compare
   // Strings as strings, numbers as numbers.
   CHECK(match("id = 3", kDetection));                   // a bare number equals the string "3"
   CHECK(match(R"(id = "3")", kDetection));              // so does the quoted one
