@@ -5,16 +5,18 @@
 #   1. contents (dpkg-deb -c): every expected path with its mode, nothing else; control fields,
 #      shlibdeps-derived Depends, the conffile list, the maintainer scripts; the packaged unit
 #   2. lintian: no errors (warnings are printed)
-#   3. dpkg -i: the evstream user and /var/lib/evstream (evstream:evstream, 0750); the installed
-#      /usr/bin/evstream serves as that user and answers GET /api/health with 200 JSON
+#   3. dpkg -i: the evstream user and /var/lib/evstream (evstream:evstream, 0750), the unit
+#      verifies and can be enabled; the installed /usr/bin/evstream serves as that user and
+#      answers GET /api/health with 200 JSON
 #   4. a reinstall keeps a local edit of the conffile; dpkg -r keeps the conffile and the data;
 #      dpkg -P deletes the conffile and keeps a data directory that holds a database; an
-#      install + purge with an empty data directory leaves nothing but the evstream user
+#      install + purge with an empty data directory leaves nothing but the evstream user (no
+#      unit links either)
 #
 # Changes the system (installs a package), hence not part of `make test`. Bounded: each step has
 # a timeout and waits poll with a deadline. Whatever happens, the EXIT trap stops the server it
 # started, purges the package, and removes the user, group and data directory if it made them.
-set -euo pipefail
+set -Eeuo pipefail
 
 PKG=evstream
 DATA=/var/lib/evstream
@@ -49,6 +51,7 @@ ok=no
 
 cleanup() {
     set +e
+    trap - ERR
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -KILL "$SERVER_PID"
         wait "$SERVER_PID" 2>/dev/null
@@ -58,6 +61,7 @@ cleanup() {
             echo "deb_test: cleanup: dpkg --purge $PKG failed" >&2
     fi
     rm -rf "$DATA" /etc/evstream
+    rm -f /etc/systemd/system/multi-user.target.wants/evstream.service
     if [ "$had_user" = no ] && getent passwd evstream >/dev/null; then userdel evstream; fi
     if [ "$had_group" = no ] && getent group evstream >/dev/null; then groupdel evstream; fi
     if [ "$ok" = yes ]; then
@@ -67,6 +71,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# A command that fails outside a check (set -e) still says where.
+trap 'echo "deb_test: FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 status() { dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | tr -d ' ' || true; }
 expect_status() {  # expect_status ii|rc|un WHAT (un: purged, or unknown to dpkg)
@@ -209,6 +215,15 @@ if command -v systemd-analyze >/dev/null; then
     say "systemd-analyze verify $UNIT: clean"
 fi
 
+# An admin enables the service (systemctl works offline too, e.g. in a container): the purge
+# below must remove that link.
+if command -v systemctl >/dev/null; then
+    systemctl enable evstream.service > "$WORK/enable.log" 2>&1 ||
+        { cat "$WORK/enable.log" >&2; fail "systemctl enable evstream"; }
+    [ -L /etc/systemd/system/multi-user.target.wants/evstream.service ] ||
+        fail "systemctl enable made no multi-user.target.wants link"
+fi
+
 # As the service runs it: the evstream user, in its data directory, with the packaged settings;
 # --port 0 (a free port) on 127.0.0.1 instead of the configured 8000.
 if [ "$has_config" = yes ]; then
@@ -294,7 +309,8 @@ for path in "${!EXPECTED[@]}" ./etc/evstream ./usr/share/doc/evstream; do
     [ ! -e "${path#.}" ] || fail "after the purge ${path#.} is still there"
 done
 [ ! -e "$DATA" ] || fail "dpkg -P left the empty $DATA"
-leftover=$(find /etc/systemd/system -name 'evstream*' 2>/dev/null)
+leftover=$(find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
+    /var/lib/systemd/deb-systemd-helper-masked -name 'evstream*' 2>/dev/null || true)
 [ -z "$leftover" ] || fail "systemd links left: $leftover"
 ! pgrep -u evstream >/dev/null || fail "processes of the evstream user are still running"
 getent passwd evstream >/dev/null || fail "the purge removed the evstream user (it should stay)"
