@@ -43,6 +43,8 @@ fi
 [ ! -e /etc/evstream ] || fail "/etc/evstream exists; the test would create and delete it"
 had_user=no; getent passwd evstream >/dev/null && had_user=yes
 had_group=no; getent group evstream >/dev/null && had_group=yes
+WANTS_LINK=/etc/systemd/system/multi-user.target.wants/evstream.service
+[ ! -L "$WANTS_LINK" ] || fail "$WANTS_LINK exists; the test would enable the unit and remove it"
 
 WORK=$(mktemp -d /tmp/evstream-deb-test.XXXXXX)
 chmod 0755 "$WORK"
@@ -61,7 +63,7 @@ cleanup() {
             echo "deb_test: cleanup: dpkg --purge $PKG failed" >&2
     fi
     rm -rf "$DATA" /etc/evstream
-    rm -f /etc/systemd/system/multi-user.target.wants/evstream.service
+    rm -f "$WANTS_LINK"
     if [ "$had_user" = no ] && getent passwd evstream >/dev/null; then userdel evstream; fi
     if [ "$had_group" = no ] && getent group evstream >/dev/null; then groupdel evstream; fi
     if [ "$ok" = yes ]; then
@@ -220,7 +222,7 @@ fi
 if command -v systemctl >/dev/null; then
     systemctl enable evstream.service > "$WORK/enable.log" 2>&1 ||
         { cat "$WORK/enable.log" >&2; fail "systemctl enable evstream"; }
-    [ -L /etc/systemd/system/multi-user.target.wants/evstream.service ] ||
+    [ -L "$WANTS_LINK" ] ||
         fail "systemctl enable made no multi-user.target.wants link"
 fi
 
