@@ -37,10 +37,14 @@ PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nloh
 
 # Only `make fuzz` needs these (clang with libFuzzer and the sanitizer runtimes); `make test` does not.
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+# Only `make deb` needs these (CPack's dependency scan runs file and dpkg-shlibdeps), and
+# `make deb-test` lintian.
+DEB_PACKAGES := dpkg-dev file
+DEB_TEST_PACKAGES := lintian
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test check tsan coverage fuzz bench stress soak run demo cluster install uninstall format clean e2e
+.PHONY: all deps build test check tsan coverage fuzz bench stress soak run demo cluster install uninstall deb deb-test format clean e2e
 
 all: build
 
@@ -167,6 +171,24 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/evstream $(DESTDIR)$(MAN1DIR)/evstream.1 \
 	  $(DESTDIR)$(BASHCOMPDIR)/evstream $(DESTDIR)$(ZSHCOMPDIR)/_evstream \
 	  $(DESTDIR)$(FISHCOMPDIR)/evstream.fish
+
+# The Debian package, $(BUILD_DIR)/evstream_<version>_<arch>.deb (CPack, cmake/package.cmake),
+# from the Release build; its path is the last line printed and is kept in
+# $(BUILD_DIR)/packaging/deb-file.
+deb: build
+	$(call install_missing,$(DEB_PACKAGES))
+	@out=$$(cd $(BUILD_DIR) && cpack -G DEB 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	echo "$$out"; \
+	deb=$$(sed -n 's/^CPack: - package: \(.*\.deb\) generated\.$$/\1/p' <<<"$$out"); \
+	test -f "$$deb" || { echo "make deb: cpack did not say which .deb it made" >&2; exit 1; }; \
+	echo "$$deb" > $(BUILD_DIR)/packaging/deb-file; \
+	echo "make deb: $$deb"
+
+# Builds the package, checks its contents and lintian, then installs, serves, removes and purges
+# it (tests/packaging/deb_test.sh). Changes the system (as root): not part of `make test`.
+deb-test: deb
+	$(call install_missing,$(DEB_TEST_PACKAGES))
+	$(SUDO) tests/packaging/deb_test.sh "$$(cat $(BUILD_DIR)/packaging/deb-file)"
 
 format:
 	clang-format -i core/*/*.hpp core/*/*.cpp cmd/*.cpp cmd/*.hpp tests/core/*.cpp tests/core/*.hpp tests/core/*/*.cpp tests/fuzz/*.cpp \
