@@ -103,10 +103,10 @@ Runner add_tail(CLI::App& app) {
   sub->add_flag("--no-color", flags->no_color, "No colours (also when NO_COLOR is set)");
   sub->add_option("--exec", flags->options.exec,
                   "Run CMD per event: record on stdin, EVSTREAM_ID and EVSTREAM_TOPIC set");
-  sub->add_option("--token", flags->options.token, "Read token (when the server has --read-token)")
-      ->envname("EVSTREAM_TOKEN");
+  sub->add_option("--token", flags->options.token, "Read token (when the server has --read-token)");
   sub->add_option("--retry-timeout", flags->retry_timeout,
-                  "Give up (exit 69) when the server stays unreachable this long (default: never)");
+                  "Give up (exit 69) when the server stays unreachable this long (default: never)")
+      ->check(duration_check());
   sub->get_option("--since")->excludes(sub->get_option("--last"));
   flags->options.out = stdout;
   return [flags] { return run_tail_command(*flags); };

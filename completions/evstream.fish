@@ -16,6 +16,8 @@ complete -c evstream -n __fish_use_subcommand -a loadtest -d 'Measure latency, l
 
 # Every subcommand
 complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -s h -l help -d 'Print help and exit'
+complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -r -F -l config -d 'Read options from this TOML file (keys: the long flags)'
+complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -l print-config -d 'Print the effective configuration as a --config file and exit'
 
 # serve
 set -l serve '__fish_seen_subcommand_from serve'
