@@ -95,7 +95,7 @@ _evstream() {
             ;;
         tail)
             opts="-h --help --url --topic --since -n --last --json --format --count --no-color
-                  --exec --token --retry-timeout --config --print-config"
+                  --wide --exec --token --retry-timeout --config --print-config"
             ;;
         replay)
             opts="-h --help --db --url --since --until --topic --speed --data-only --to --token
