@@ -78,6 +78,29 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
+// The value after "key =" on lines[i] without its comment; an array that goes on over the following
+// lines until its ']' is joined into one line, and `i` moved to its last line.
+std::string read_value(const std::vector<std::string_view>& lines, std::size_t& i,
+                       std::string_view rest, const std::string& key) {
+  const int first = static_cast<int>(i) + 1;
+  Scan scanned = scan(rest);
+  std::string value(trim(rest.substr(0, std::min(scanned.comment, rest.size()))));
+  int depth = scanned.depth;
+  while (depth > 0 && scanned.open_quote == 0 && i + 1 < lines.size()) {
+    const std::string_view next = trim(lines[++i]);
+    scanned = scan(next);
+    const std::string_view part = trim(next.substr(0, std::min(scanned.comment, next.size())));
+    if (!part.empty()) value += (value.back() == '[' ? "" : " ") + std::string(part);
+    depth += scanned.depth;
+  }
+  if (scanned.open_quote != 0) {
+    throw ConfigFileError(static_cast<int>(i) + 1, key + ": a string is not closed: end it with " +
+                                                       std::string(1, scanned.open_quote));
+  }
+  if (depth > 0) throw ConfigFileError(first, key + ": the array is not closed: end it with ]");
+  return value;
+}
+
 }  // namespace
 
 std::vector<ConfigLine> parse_config_text(std::string_view text) {
@@ -106,27 +129,8 @@ std::vector<ConfigLine> parse_config_text(std::string_view text) {
     }
     ConfigLine entry{number, unquote(trim(line.substr(0, head.equals))), {}};
     if (entry.key.empty()) throw ConfigFileError(number, "a key is missing before '='");
-    const std::string_view rest = line.substr(head.equals + 1);
-    Scan value = scan(rest);
-    std::string joined(trim(rest.substr(0, std::min(value.comment, rest.size()))));
-    // An array may go on over the following lines until its ']'.
-    int depth = value.depth;
-    while (depth > 0 && value.open_quote == 0 && i + 1 < lines.size()) {
-      const std::string_view next = trim(lines[++i]);
-      value = scan(next);
-      const std::string_view part = trim(next.substr(0, std::min(value.comment, next.size())));
-      if (!part.empty()) joined += (joined.back() == '[' ? "" : " ") + std::string(part);
-      depth += value.depth;
-    }
-    if (value.open_quote != 0) {
-      throw ConfigFileError(
-          static_cast<int>(i) + 1,
-          entry.key + ": a string is not closed: end it with " + std::string(1, value.open_quote));
-    }
-    if (depth > 0) {
-      throw ConfigFileError(number, entry.key + ": the array is not closed: end it with ]");
-    }
-    if (joined.empty()) {
+    std::string value = read_value(lines, i, line.substr(head.equals + 1), entry.key);
+    if (value.empty()) {
       throw ConfigFileError(
           number, entry.key + " has no value: write " + entry.key + " = VALUE (strings in quotes)");
     }
@@ -136,7 +140,7 @@ std::vector<ConfigLine> parse_config_text(std::string_view text) {
                                         "): keep one; several values go in one list, " + entry.key +
                                         " = [\"a\", \"b\"]");
     }
-    entry.value = std::move(joined);
+    entry.value = std::move(value);
     result.push_back(std::move(entry));
   }
   return result;
