@@ -26,13 +26,37 @@ Runner add_replay(CLI::App& app);
 Runner add_loadtest(CLI::App& app);
 
 // --url on the client subcommands: repeatable, each value a comma-separated list of servers to fail
-// over between in order (SPEC "Cluster"); also from EVSTREAM_URL. Empty when not given.
+// over between in order (SPEC "Cluster"); also from EVSTREAM_URL (cmd/config). Empty when not
+// given.
 inline CLI::Option* add_urls_option(CLI::App* sub, std::vector<std::string>& urls,
                                     const std::string& description) {
   return sub->add_option("--url", urls, description)
-      ->allow_extra_args(false)  // `--url A EVENT`: EVENT stays positional
-      ->envname("EVSTREAM_URL")
+      ->allow_extra_args(false)              // `--url A EVENT`: EVENT stays positional
       ->default_str("ws://localhost:8000");  // what server_urls() uses when none is given
+}
+
+// Checks for the flags that take a duration ("30s") or a size ("1MiB"): a bad value is refused
+// while parsing, naming its flag, variable or config file line. Empty is "not set".
+inline CLI::Validator value_check(std::uint64_t (*parse)(std::string_view), const char* what) {
+  return CLI::Validator(
+      [parse](std::string& text) -> std::string {
+        if (text.empty()) return {};
+        try {
+          parse(text);
+          return {};
+        } catch (const evstream::Error& e) {
+          return e.what();
+        }
+      },
+      what);
+}
+inline CLI::Validator duration_check() {
+  return value_check(
+      [](std::string_view text) { return static_cast<std::uint64_t>(parse_duration_us(text)); },
+      "DURATION");
+}
+inline CLI::Validator size_check() {
+  return value_check(parse_size, "SIZE");
 }
 
 // The --url values as servers (the default when none), `path` added to each that has none.

@@ -94,11 +94,14 @@ Runner add_loadtest(CLI::App& app) {
   sub->add_option("--clients", o.clients, "Subscribers to open")
       ->check(CLI::Range(std::size_t{1}, std::size_t{19000}))
       ->capture_default_str();
-  sub->add_option("--duration", flags->duration, "How long to publish")->capture_default_str();
+  sub->add_option("--duration", flags->duration, "How long to publish")
+      ->check(duration_check())
+      ->capture_default_str();
   sub->add_option("--rate", o.rate, "Events per second (0: as fast as the server acks)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--size", flags->size, "Approximate size of each event's data")
+      ->check(size_check())
       ->capture_default_str();
   sub->add_option("--ramp", o.ramp, "Connections opened per second (0: as fast as possible)")
       ->check(CLI::NonNegativeNumber);
@@ -111,7 +114,7 @@ Runner add_loadtest(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--server-pid", o.server_pid,
                   "Read server RSS and CPU from /proc for this pid (else from /api/health)");
-  sub->add_option("--token", o.token, "Publish token")->envname("EVSTREAM_TOKEN");
+  sub->add_option("--token", o.token, "Publish token");
   sub->add_option("--read-token", o.read_token, "Read token (default: --token)");
   sub->add_option("--slo", flags->slo,
                   "Checks, e.g. 'p99<100ms,loss=0,connected=100%,rss_growth<10MB' (default: the "

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cmd/commands.hpp"
+#include "cmd/config.hpp"
 #include "core/util/error.hpp"
 
 int main(int argc, char** argv) {
@@ -14,7 +15,8 @@ int main(int argc, char** argv) {
   std::map<const CLI::App*, cmd::Runner> runners;
   const auto add = [&](cmd::Runner (*adder)(CLI::App&)) {
     cmd::Runner runner = adder(app);
-    runners.emplace(app.get_subcommands({}).back(), std::move(runner));
+    CLI::App* sub = app.get_subcommands({}).back();
+    runners.emplace(sub, cmd::with_config(*sub, std::move(runner)));
   };
   add(cmd::add_serve);
   add(cmd::add_publish);
@@ -30,6 +32,9 @@ int main(int argc, char** argv) {
   }
   try {
     for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub)();
+    return cmd::kExitUsage;
+  } catch (const cmd::ConfigError& e) {  // names its file and line, or its variable
+    std::cerr << "evstream: error: " << e.what() << '\n';
     return cmd::kExitUsage;
   } catch (const cmd::UsageError& e) {
     std::cerr << "evstream: error: " << e.what() << " (see evstream --help)\n";

@@ -59,13 +59,13 @@ Runner add_publish(CLI::App& app) {
   sub->add_option("--topic", flags->options.topic, "Topic for events that do not name one");
   sub->add_option("--key-field", flags->options.key_field,
                   "Take each event's idempotency key from this data field");
-  sub->add_option("--token", flags->token, "Publish token (when the server has --token)")
-      ->envname("EVSTREAM_TOKEN");
+  sub->add_option("--token", flags->token, "Publish token (when the server has --token)");
   sub->add_option("--window", flags->options.window, "Unacked events in flight")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
   sub->add_option("--retry-timeout", flags->retry_timeout,
                   "Give up (exit 69) when the server stays unreachable this long")
+      ->check(duration_check())
       ->capture_default_str();
   sub->add_flag("-q,--quiet", flags->options.quiet, "No summary line on success");
   sub->add_option("events", flags->options.events, "Events as JSON objects (instead of stdin)");

@@ -148,7 +148,8 @@ Runner add_replay(CLI::App& app) {
   CLI::App* sub =
       app.add_subcommand("replay", "Replay stored events in id order, from a database or a server");
   auto* db = sub->add_option("--db", flags->db, "Read this database file (read-only)");
-  // Not from EVSTREAM_URL: that would turn `replay --db FILE` into two sources.
+  // Two sources are an error; EVSTREAM_URL (or EVSTREAM_DB) yields to the other one given as a
+  // flag.
   auto* url = sub->add_option("--url", flags->urls,
                               "Read this server's REST API; several (A,B or repeated): fail over "
                               "in order")
@@ -169,10 +170,11 @@ Runner add_replay(CLI::App& app) {
                              "repeated): fail over in order")
                  ->allow_extra_args(false);
   to->excludes(data_only);
-  sub->add_option("--token", flags->token, "Publish token for --to")->envname("EVSTREAM_TOKEN");
+  sub->add_option("--token", flags->token, "Publish token for --to");
   sub->add_option("--read-token", flags->read_token, "Read token for --url (default: --token)");
   sub->add_option("--retry-timeout", flags->retry_timeout,
                   "With --to: give up (exit 69) when it stays unreachable this long")
+      ->check(duration_check())
       ->capture_default_str();
   return [flags] { return run_replay_command(*flags); };
 }

@@ -130,6 +130,7 @@ Runner add_serve(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--ping-interval", flags->ping_interval,
                   "Ping subscribers this often; close those silent for twice as long")
+      ->check(duration_check())
       ->capture_default_str();
   sub->add_option("--client-queue", o.client_queue,
                   "Messages queued per subscriber before it is closed as a slow consumer")
@@ -137,21 +138,23 @@ Runner add_serve(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--client-queue-bytes", flags->client_queue_bytes,
                   "Bytes queued per subscriber before it is closed as a slow consumer")
+      ->check(size_check())
       ->capture_default_str();
   sub->add_option("--max-message-bytes", flags->max_message_bytes,
                   "Largest accepted message; larger frames are closed with 1009")
+      ->check(size_check())
       ->capture_default_str();
   sub->add_option("--max-clients", o.max_clients, "WebSocket connections accepted at once")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
-  sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)");
+  sub->add_option("--retain-age", flags->retain_age, "Delete events older than this (e.g. 7d)")
+      ->check(duration_check());
   sub->add_option("--retain-events", flags->retain_events,
                   "Keep at most this many events (0: no limit)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--token", o.token,
                   "Require this token to publish (WebSocket and HTTP): Authorization: Bearer T "
-                  "or ?token=T")
-      ->envname("EVSTREAM_TOKEN");
+                  "or ?token=T");
   sub->add_option("--read-token", o.read_token,
                   "Require this token (or --token) to subscribe and to read the REST API");
   sub->add_option("--allow-origin", o.allow_origins,
@@ -178,6 +181,7 @@ Runner add_serve(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--nats-dedupe-window", flags->nats_dedupe_window,
                   "How long JetStream remembers idempotency keys (Nats-Msg-Id)")
+      ->check(duration_check())
       ->capture_default_str();
   return [flags] { return run_serve(*flags); };
 }

@@ -23,6 +23,7 @@ struct TailFlags {
   std::uint64_t count = 0;
   bool json = false;
   bool no_color = false;
+  bool wide = false;
   std::string retry_timeout;
   TailOptions options;
 };
@@ -69,6 +70,7 @@ int run_tail_command(TailFlags& flags) {
     options.output = TailOptions::Output::pretty;
   }
   options.color = terminal && !flags.no_color && std::getenv("NO_COLOR") == nullptr;
+  options.fit = terminal && !flags.wide;  // one line per event, like kubectl get and journalctl
 
   block_stop_signals();
   ClientLoop loop(4);
@@ -101,12 +103,14 @@ Runner add_tail(CLI::App& app) {
                   "Template per event: {id} {time} {topic} {data} {data.field.sub}");
   sub->add_option("--count", flags->count, "Exit after N events")->check(CLI::PositiveNumber);
   sub->add_flag("--no-color", flags->no_color, "No colours (also when NO_COLOR is set)");
+  sub->add_flag("--wide", flags->wide,
+                "On a terminal, print each event whole instead of cutting it to the width");
   sub->add_option("--exec", flags->options.exec,
                   "Run CMD per event: record on stdin, EVSTREAM_ID and EVSTREAM_TOPIC set");
-  sub->add_option("--token", flags->options.token, "Read token (when the server has --read-token)")
-      ->envname("EVSTREAM_TOKEN");
+  sub->add_option("--token", flags->options.token, "Read token (when the server has --read-token)");
   sub->add_option("--retry-timeout", flags->retry_timeout,
-                  "Give up (exit 69) when the server stays unreachable this long (default: never)");
+                  "Give up (exit 69) when the server stays unreachable this long (default: never)")
+      ->check(duration_check());
   sub->get_option("--since")->excludes(sub->get_option("--last"));
   flags->options.out = stdout;
   return [flags] { return run_tail_command(*flags); };

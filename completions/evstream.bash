@@ -7,7 +7,7 @@
 _evstream_values() {
     local opt=$1 cur=$2
     case $opt in
-        --db | --cert | --key)
+        --db | --cert | --key | --config)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur"))
             ;;
@@ -86,22 +86,25 @@ _evstream() {
             opts="-h --help --host --port --db --durability --ping-interval --client-queue
                   --client-queue-bytes --max-message-bytes --max-clients --retain-age
                   --retain-events --token --read-token --allow-origin --cert --key --log-format
-                  --log-level --nats --nats-stream --nats-replicas --nats-dedupe-window"
+                  --log-level --nats --nats-stream --nats-replicas --nats-dedupe-window --config
+                  --print-config"
             ;;
         publish)
-            opts="-h --help --url --topic --key-field --token --window --retry-timeout -q --quiet"
+            opts="-h --help --url --topic --key-field --token --window --retry-timeout -q --quiet
+                  --config --print-config"
             ;;
         tail)
             opts="-h --help --url --topic --since -n --last --json --format --count --no-color
-                  --exec --token --retry-timeout"
+                  --wide --exec --token --retry-timeout --config --print-config"
             ;;
         replay)
             opts="-h --help --db --url --since --until --topic --speed --data-only --to --token
-                  --read-token --retry-timeout"
+                  --read-token --retry-timeout --config --print-config"
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window
-                  --threads --server-pid --publish-url --token --read-token --slo --json"
+                  --threads --server-pid --publish-url --token --read-token --slo --json --config
+                  --print-config"
             ;;
     esac
     if [[ -z $cur || $cur == -* ]]; then

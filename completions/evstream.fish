@@ -16,6 +16,8 @@ complete -c evstream -n __fish_use_subcommand -a loadtest -d 'Measure latency, l
 
 # Every subcommand
 complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -s h -l help -d 'Print help and exit'
+complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -r -F -l config -d 'Read options from this TOML file (keys: the long flags)'
+complete -c evstream -n '__fish_seen_subcommand_from serve publish tail replay loadtest' -l print-config -d 'Print the effective configuration as a --config file and exit'
 
 # serve
 set -l serve '__fish_seen_subcommand_from serve'
@@ -62,6 +64,7 @@ complete -c evstream -n $tail -l json -d 'NDJSON records even on a terminal'
 complete -c evstream -n $tail -x -l format -d 'Template per event: {id} {time} {topic} {data} {data.field}'
 complete -c evstream -n $tail -x -l count -d 'Exit after N events'
 complete -c evstream -n $tail -l no-color -d 'No colours'
+complete -c evstream -n $tail -l wide -d 'On a terminal, print each event whole instead of cutting it to the width'
 complete -c evstream -n $tail -x -l exec -a '(__fish_complete_command)' -d 'Run CMD per event, record on its stdin'
 complete -c evstream -n $tail -x -l token -d 'Read token'
 complete -c evstream -n $tail -x -l retry-timeout -d 'Give up (exit 69) after this long unreachable (default never)'

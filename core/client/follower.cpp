@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
 #include "core/client/ws_client.hpp"
 #include "core/util/failover.hpp"
+#include "core/util/terminal.hpp"
 #include "core/wire/protocol.hpp"
 #include "core/wire/record_format.hpp"
 
@@ -140,6 +142,9 @@ class Follower final : public WsHandler {
         line = format_template(m_options.format, record);
         break;
     }
+    // Read per line, so a resized terminal applies from the next event (one ioctl per line).
+    if (m_options.fit && m_options.output != TailOptions::Output::json)
+      line = fit_to_width(line, terminal_columns(fileno(m_options.out)));
     if (!m_options.exec.empty()) {
       run_exec(m_options.exec, record, format_json_line(record));
     } else {

@@ -23,7 +23,9 @@ struct TailOptions {
   std::optional<std::int64_t> last;  // -n: the last N stored events first
   enum class Output { pretty, json, custom } output = Output::json;
   bool color = false;
-  std::string format;                            // for Output::custom
+  std::string format;  // for Output::custom
+  bool fit =
+      false;  // pretty and custom lines cut to the width of `out` (a terminal), read per line
   std::optional<std::uint64_t> count;            // exit after this many events
   std::string exec;                              // run once per event, record on its stdin
   std::optional<std::int64_t> retry_timeout_us;  // no server answering this long; none: forever

@@ -22,7 +22,8 @@ FISH_COMPLETION = os.path.join(ROOT, "completions", "evstream.fish")
 TIMEOUT = 30  # seconds for any one external command
 
 # Options whose values the completions must offer (beyond the {a,b} enums parsed from --help).
-FILE_OPTIONS = {"serve": ["--db", "--cert", "--key"], "replay": ["--db"]}
+FILE_OPTIONS = {"serve": ["--db", "--cert", "--key", "--config"], "replay": ["--db", "--config"],
+                "tail": ["--config"]}
 
 
 

@@ -612,7 +612,7 @@ class SystemdUnitTest(unittest.TestCase):
     def test_hardening_directives(self):
         d = self.directives()
         self.assertEqual(d["ExecStart"],
-                         ["/usr/local/bin/evstream serve --db /var/lib/evstream/evstream.db"])
+                         ["/usr/local/bin/evstream serve --config /etc/evstream/serve.toml"])
         expected = {"DynamicUser": "yes", "StateDirectory": "evstream", "ProtectSystem": "strict",
                     "NoNewPrivileges": "yes", "PrivateTmp": "yes", "LimitNOFILE": "65536",
                     "Restart": "on-failure", "ProtectHome": "yes", "CapabilityBoundingSet": "",

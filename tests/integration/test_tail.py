@@ -1,16 +1,21 @@
 """evstream tail against a real server: NDJSON records in a pipe, --count, -n, --since (id,
 duration, RFC 3339 time), --topic, --format, --json, --exec, resuming across a kill -9 restart of
 the server without gap or duplicate, a closed stdout, Ctrl-C, the terminal format through a
-pseudo-terminal, and a server that is down when tail starts."""
+pseudo-terminal (lines cut to its width unless --wide), and a server that is down when tail
+starts."""
 import datetime
+import fcntl
 import json
 import os
 import pty
 import re
 import select
 import signal
+import struct
 import subprocess
+import termios
 import time
+import unicodedata
 import unittest
 
 from evtest import (EXIT_TIMEOUT, RECV_TIMEOUT, ClientTestCase, async_wait_for, client_env,
@@ -18,6 +23,12 @@ from evtest import (EXIT_TIMEOUT, RECV_TIMEOUT, ClientTestCase, async_wait_for, 
 
 RFC3339_US = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def columns_of(text):
+    """The terminal columns `text` takes: colours none, East Asian wide characters 2."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF"
+               else 1 for c in ANSI.sub("", text))
 
 
 def parse_time(text):
@@ -84,10 +95,12 @@ class TailTest(ClientTestCase):
             records.append(record)
         return records
 
-    def run_in_pty(self, *args, env=None, timeout=10.0):
-        """Runs `evstream tail ARGS` with its stdout on a pseudo-terminal until it exits; what
-        it wrote there (CRLF turned back into LF) and its stderr."""
+    def run_in_pty(self, *args, env=None, timeout=10.0, columns=200):
+        """Runs `evstream tail ARGS` with its stdout on a pseudo-terminal `columns` wide (0: a
+        terminal that does not know its size) until it exits; what it wrote there (CRLF turned
+        back into LF) and its stderr."""
         master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         stderr_path = os.path.join(self.tmpdir, "tail-pty.stderr")
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen([evstream_bin(), "tail", "--url", self.server.url, *args],
@@ -180,6 +193,43 @@ class TailTest(ClientTestCase):
 
         out, _ = self.run_in_pty("--since", "0", "--count", "2", "--json")
         self.assertEqual([r["id"] for r in self.assertRecordLines(out.splitlines())], [1, 2])
+
+    async def test_terminal_lines_fit_its_width(self):
+        description = "d\u00e9tection \u65e5\u672c " + "x" * 300
+        data = {"camera_id": "cam-1", "description": description}
+        await self.publish_raw([json.dumps(data, ensure_ascii=False)])
+        # One line per event, cut to the terminal's width with an ellipsis; colours closed.
+        out, _ = self.run_in_pty("--since", "0", "--count", "1", columns=60)
+        self.assertEqual(out.count("\n"), 1, out)
+        line = out.rstrip("\n")
+        self.assertTrue(line.endswith("\u2026\x1b[0m"), repr(line))
+        self.assertEqual(columns_of(line), 60, repr(line))
+        self.assertRegex(ANSI.sub("", line), r'^\S+ \S+  #1  events  \{"camera_id":"cam-1",')
+        # Templates are cut the same way, never inside a character (the wide ones included).
+        for width, expected in ((30, "1 d\u00e9tection \u65e5\u672c " + "x" * 12 + "\u2026"),
+                                (15, "1 d\u00e9tection \u65e5\u2026"),
+                                (14, "1 d\u00e9tection \u2026")):
+            out, _ = self.run_in_pty("--since", "0", "--count", "1", "--format",
+                                     "{id} {data.description}", columns=width)
+            self.assertEqual(out, expected + "\n", width)
+            self.assertLessEqual(columns_of(expected), width)
+        # --wide keeps everything on a terminal; so does a pipe.
+        out, _ = self.run_in_pty("--since", "0", "--count", "1", "--wide", "--no-color",
+                                 columns=60)
+        self.assertEqual(json.loads(out.rstrip("\n").split("  ", 3)[3]), data)
+        code, out, err = self.tail("--since", "0", "--count", "1")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.assertRecordLines(out.splitlines())[0]["data"], data)
+        # --json is never cut: a record must stay JSON.
+        out, _ = self.run_in_pty("--since", "0", "--count", "1", "--json", columns=60)
+        self.assertEqual(self.assertRecordLines(out.splitlines())[0]["data"], data)
+        # A terminal that does not know its width: $COLUMNS, else 80.
+        out, _ = self.run_in_pty("--since", "0", "--count", "1", "--no-color", columns=0,
+                                 env={"COLUMNS": "40"})
+        self.assertEqual(columns_of(out.rstrip("\n")), 40, out)
+        out, _ = self.run_in_pty("--since", "0", "--count", "1", "--no-color", columns=0,
+                                 env={"COLUMNS": ""})
+        self.assertEqual(columns_of(out.rstrip("\n")), 80, out)
 
     # -- where to start, what to follow ----------------------------------------------------
 
