@@ -30,7 +30,7 @@ DERIVE = os.path.join(ROOT, "cmake", "systemd_unit.cmake")
 TIMEOUT = 30  # seconds for any one external command
 
 # Options of `serve --help` that are not settings of the file.
-NOT_SETTINGS = {"help", "config"}
+NOT_SETTINGS = {"help", "config", "print-config"}
 
 
 def run(argv, **kwargs):
