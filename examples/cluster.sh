@@ -61,20 +61,25 @@ for i in 0 1 2; do
 done
 
 start_node() {  # $1: index; prints the node's URL line, or fails after ~30 s of retries
-  local i=$1 node="node$(($1 + 1))" pid url
+  local i=$1 node="node$(($1 + 1))" pid url part
   # JetStream answers only once the routed servers elected a meta leader (a few seconds after a
   # cold start): until then serve exits with an error, so start it again (bounded).
   for _ in $(seq 30); do
     "$EVSTREAM" serve --host 127.0.0.1 --port "${ports[$i]}" --db "$dir/$node.db" \
       --nats "$nats_urls" --nats-replicas 3 >&3 2>>"$dir/$node.log" &
     pid=$!
+    local partial=""
     for _ in $(seq 300); do  # serve prints its URL or exits within seconds; 30 s at most
       kill -0 "$pid" 2>/dev/null || break
-      if read -r -t 0.1 url <&3; then
+      # A read that times out keeps what it got so far in `part` (a line can arrive just as the
+      # timeout fires): carry it over, or the URL loses its first characters.
+      if IFS= read -r -t 0.1 part <&3; then
+        url=$partial$part
         pids+=("$pid")
         echo "cluster: $node $url  (dashboard http://127.0.0.1:${ports[$i]}/, log $dir/$node.log)"
         return 0
       fi
+      partial+=$part
     done
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
