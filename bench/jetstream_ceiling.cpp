@@ -18,6 +18,8 @@
 #include <string>
 #include <thread>
 
+#include "core/store/nats_handles.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -37,18 +39,7 @@ struct Counters {
   std::atomic<long> consumed{0};
 };
 
-struct OptionsDeleter {
-  void operator()(natsOptions* p) const { natsOptions_Destroy(p); }
-};
-struct ConnectionDeleter {
-  void operator()(natsConnection* p) const { natsConnection_Destroy(p); }
-};
-struct ContextDeleter {
-  void operator()(jsCtx* p) const { jsCtx_Destroy(p); }
-};
-struct SubscriptionDeleter {
-  void operator()(natsSubscription* p) const { natsSubscription_Destroy(p); }
-};
+using namespace evstream::nats_handles;
 
 void check(natsStatus status, const char* what) {
   if (status != NATS_OK) {
@@ -111,12 +102,12 @@ void run(const Options& options) {
   Counters counters;
   natsOptions* raw_options = nullptr;
   check(natsOptions_Create(&raw_options), "options");
-  std::unique_ptr<natsOptions, OptionsDeleter> nats_options(raw_options);
+  OptionsPtr nats_options(raw_options);
   check(natsOptions_SetURL(raw_options, options.url.c_str()), "url");
   check(natsOptions_SetSendAsap(raw_options, options.send_asap), "send asap");
   natsConnection* raw_connection = nullptr;
   check(natsConnection_Connect(&raw_connection, raw_options), "connect");
-  std::unique_ptr<natsConnection, ConnectionDeleter> connection(raw_connection);
+  ConnectionPtr connection(raw_connection);
 
   jsOptions js_options;
   jsOptions_Init(&js_options);
@@ -125,7 +116,7 @@ void run(const Options& options) {
   js_options.PublishAsync.MaxPending = 65536;
   jsCtx* raw_js = nullptr;
   check(natsConnection_JetStream(&raw_js, raw_connection, &js_options), "jetstream");
-  std::unique_ptr<jsCtx, ContextDeleter> js(raw_js);
+  ContextPtr js(raw_js);
 
   const std::string subject = "evstream." + options.stream;
   const char* subjects[] = {subject.c_str()};
@@ -138,7 +129,7 @@ void run(const Options& options) {
   config.Duplicates = 120LL * 1'000'000'000LL;
   check(js_AddStream(nullptr, raw_js, &config, nullptr, nullptr), "add stream");
 
-  std::unique_ptr<natsSubscription, SubscriptionDeleter> subscription;
+  SubscriptionPtr subscription;
   if (options.consume) {
     jsSubOptions sub_options;
     jsSubOptions_Init(&sub_options);

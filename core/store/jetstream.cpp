@@ -9,6 +9,7 @@
 #include <limits>
 #include <thread>
 
+#include "core/store/nats_handles.hpp"
 #include "core/util/error.hpp"
 #include "core/wire/json_text.hpp"
 
@@ -30,29 +31,7 @@ std::int64_t steady_us() {
       .count();
 }
 
-struct OptionsDeleter {
-  void operator()(natsOptions* p) const { natsOptions_Destroy(p); }
-};
-struct ConnectionDeleter {
-  void operator()(natsConnection* p) const { natsConnection_Destroy(p); }
-};
-struct ContextDeleter {
-  void operator()(jsCtx* p) const { jsCtx_Destroy(p); }
-};
-struct SubscriptionDeleter {
-  void operator()(natsSubscription* p) const { natsSubscription_Destroy(p); }
-};
-struct MsgDeleter {
-  void operator()(natsMsg* p) const { natsMsg_Destroy(p); }
-};
-struct StreamInfoDeleter {
-  void operator()(jsStreamInfo* p) const { jsStreamInfo_Destroy(p); }
-};
-struct MetaDeleter {
-  void operator()(jsMsgMetaData* p) const { jsMsgMetaData_Destroy(p); }
-};
-using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
-using StreamInfoPtr = std::unique_ptr<jsStreamInfo, StreamInfoDeleter>;
+using namespace nats_handles;
 
 std::string status_text(natsStatus status) {
   const char* text = natsStatus_GetText(status);
@@ -84,10 +63,10 @@ struct JetStreamLog::Handles {
 
   JetStreamLog& log;
   std::atomic<bool> stopping{false};  // shutting down: callbacks do nothing
-  std::unique_ptr<natsOptions, OptionsDeleter> options;
-  std::unique_ptr<natsConnection, ConnectionDeleter> connection;
-  std::unique_ptr<jsCtx, ContextDeleter> js;
-  std::unique_ptr<natsSubscription, SubscriptionDeleter> subscription;
+  OptionsPtr options;
+  ConnectionPtr connection;
+  ContextPtr js;
+  SubscriptionPtr subscription;
   // cnats' last word on each: after these no callback of theirs runs again.
   std::mutex mutex;
   std::condition_variable changed;
@@ -125,7 +104,7 @@ struct JetStreamCallbacks {
     JetStreamLog& log = handles.log;
     jsMsgMetaData* raw_meta = nullptr;
     if (natsMsg_GetMetaData(&raw_meta, msg.get()) != NATS_OK) return;
-    std::unique_ptr<jsMsgMetaData, MetaDeleter> meta(raw_meta);
+    MetaPtr meta(raw_meta);
     const std::uint64_t seq = meta->Sequence.Stream;
     log.m_last_seq.store(std::max(log.m_last_seq.load(), seq + meta->NumPending));
     log.m_delivered.store(seq);
