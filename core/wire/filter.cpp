@@ -184,7 +184,6 @@ class ExpressionParser {
 
   std::variant<FilterClause, FilterError> parse() {
     FilterClause clause;
-    clause.source = std::string(m_text);
     if (m_text.size() > kMaxExpressionBytes) {
       return fail(kMaxExpressionBytes, "longer than 4096 bytes");
     }

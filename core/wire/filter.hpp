@@ -36,8 +36,7 @@ struct FilterValue {
 };
 
 struct FilterClause {
-  std::string source;  // the expression as given, for messages
-  std::string path;    // dotted, e.g. "objects.label"
+  std::string path;  // dotted, e.g. "objects.label"
   FilterOp op = FilterOp::eq;
   std::vector<FilterValue> values;  // one, or the `in` list; none for exists
 };
