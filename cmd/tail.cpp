@@ -11,6 +11,7 @@
 #include "core/client/ws_client.hpp"
 #include "core/util/error.hpp"
 #include "core/util/signals.hpp"
+#include "core/wire/filter.hpp"
 
 namespace evstream::cmd {
 
@@ -54,6 +55,12 @@ int run_tail_command(TailFlags& flags) {
   TailOptions& options = flags.options;
   try {  // a bad option value is a usage error (2)
     options.urls = server_urls(flags.urls, "/ws/events");
+    for (const auto& expression : options.where) {  // refused here, before any connection
+      const auto parsed = parse_filter_clause(expression);
+      if (const auto* error = std::get_if<FilterError>(&parsed)) {
+        throw evstream::Error(error->describe());
+      }
+    }
     apply_since(flags.since, options);
     if (!flags.retry_timeout.empty())
       options.retry_timeout_us = parse_duration_us(flags.retry_timeout);
@@ -94,6 +101,9 @@ Runner add_tail(CLI::App& app) {
                   "Server URL (ws://, wss://, http://, https://); several (A,B or repeated): "
                   "fail over in order, resuming by id");
   sub->add_option("--topic", flags->options.topics, "Only these topics (repeatable)");
+  sub->add_option("--where", flags->options.where,
+                  "Only events whose data matches, e.g. 'objects.label = person' (repeatable: "
+                  "all must hold)");
   sub->add_option("--since", flags->since,
                   "Start after an event id, a duration ago (10m) or an RFC 3339 time");
   sub->add_option("-n,--last", flags->last, "Start with the last N stored events")

@@ -94,8 +94,8 @@ _evstream() {
                   --config --print-config"
             ;;
         tail)
-            opts="-h --help --url --topic --since -n --last --json --format --count --no-color
-                  --wide --exec --token --retry-timeout --config --print-config"
+            opts="-h --help --url --topic --where --since -n --last --json --format --count
+                  --no-color --wide --exec --token --retry-timeout --config --print-config"
             ;;
         replay)
             opts="-h --help --db --url --since --until --topic --speed --data-only --to --token

@@ -191,6 +191,7 @@ std::string tail_path(const TailOptions& options, const WsUrl& server,
     query += url_encode(value);
   };
   for (const auto& topic : options.topics) add("topic", topic);
+  for (const auto& expression : options.where) add("where", expression);
   if (resume_after) {
     add("since", std::to_string(*resume_after));
   } else if (options.since_id) {

@@ -18,6 +18,7 @@ class ClientLoop;
 struct TailOptions {
   std::vector<WsUrl> urls;  // /ws/events endpoints in failover order, without subscription params
   std::vector<std::string> topics;
+  std::vector<std::string> where;  // field filters, evaluated by the server (all must hold)
   std::optional<EventId> since_id;
   std::optional<std::int64_t> since_time_us;
   std::optional<std::int64_t> last;  // -n: the last N stored events first

@@ -96,3 +96,17 @@ class WhereTest(ClientTestCase):
         ok = await self.subscribe(server, where("exists objects"))
         self.post(server, [detection(1)])
         self.assertEqual(len(await ok.events(1)), 1)
+
+    async def test_tail_where(self):
+        server = self.start_server()
+        by_id = self.publish_detections(server, 1, 30)
+        want = [i for i, n in by_id.items() if n % 3 == 1 and n > 10][:4]
+        tail = self.spawn("tail", "--url", server.url, "--since", "10", "--json", "--count", "4",
+                          "--where", "camera_id = cam-1", "--where", "n > 10")
+        self.assertEqual(await tail.wait_exit(), 0)
+        self.assertEqual([json.loads(line)["id"] for line in tail.lines], want)
+        code, out, err = self.cli("tail", "--url", server.url, "--where", "objects.label in")
+        self.assertEqual(code, 2)
+        self.assertEqual(out, "")
+        self.assertIn('bad where "objects.label in" at position 16: expected a value in the in list',
+                      err)
