@@ -20,6 +20,7 @@ struct ReplayFlags {
   std::string since;
   std::string until;
   std::vector<std::string> topics;
+  std::vector<std::string> where;
   double speed = 0;  // as fast as possible: replay is mostly for catching up or copying
   bool data_only = false;
   std::vector<std::string> to;
@@ -62,6 +63,7 @@ ReplayFilter make_filter(const ReplayFlags& flags) {
 // The flags, checked before anything is opened: a bad value is a usage error (2).
 struct Plan {
   ReplayFilter filter;
+  Filter where;                           // --where, applied to what the source reads
   std::optional<std::vector<WsUrl>> url;  // the --url source (its servers)
   std::optional<PublishOptions> target;   // --to
 };
@@ -73,7 +75,12 @@ Plan make_plan(const ReplayFlags& flags) {
   if (!std::isfinite(flags.speed) || flags.speed < 0) {
     throw UsageError("--speed must be 0 (as fast as possible) or a positive factor (1, 10)");
   }
-  Plan plan{make_filter(flags), {}, {}};
+  Plan plan{make_filter(flags), {}, {}, {}};
+  for (const auto& expression : flags.where) {
+    auto parsed = parse_filter_clause(expression);
+    if (const auto* error = std::get_if<FilterError>(&parsed)) throw UsageError(error->describe());
+    plan.where.clauses.push_back(std::move(std::get<FilterClause>(parsed)));
+  }
   try {
     if (!flags.urls.empty()) plan.url = parse_ws_url_list(flags.urls, "/");
     if (flags.to.empty()) return plan;
@@ -123,6 +130,9 @@ int run_replay_command(const ReplayFlags& flags) {
   } else {
     source = std::make_unique<StoreSource>(flags.db, std::move(plan.filter));
   }
+  if (!plan.where.empty()) {
+    source = std::make_unique<FilteredSource>(std::move(source), std::move(plan.where));
+  }
   Pacer pacer(flags.speed);
   StopFlag stop;
   if (plan.target) return republish(flags, *plan.target, *source, pacer, stop);
@@ -160,6 +170,9 @@ Runner add_replay(CLI::App& app) {
   sub->add_option("--until", flags->until,
                   "Stop at an event id (included), an RFC 3339 time or a duration ago");
   sub->add_option("--topic", flags->topics, "Only these topics (repeatable)");
+  sub->add_option("--where", flags->where,
+                  "Only events whose data matches, e.g. 'objects.label = person' (repeatable: "
+                  "all must hold)");
   sub->add_option("--speed", flags->speed,
                   "Pace by the original times: 1 real time, 10 ten times faster, 0 no pauses")
       ->capture_default_str();

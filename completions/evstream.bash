@@ -98,8 +98,8 @@ _evstream() {
                   --no-color --wide --exec --token --retry-timeout --config --print-config"
             ;;
         replay)
-            opts="-h --help --db --url --since --until --topic --speed --data-only --to --token
-                  --read-token --retry-timeout --config --print-config"
+            opts="-h --help --db --url --since --until --topic --where --speed --data-only --to
+                  --token --read-token --retry-timeout --config --print-config"
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window

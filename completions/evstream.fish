@@ -76,6 +76,7 @@ complete -c evstream -n $replay -r -F -l db -d 'Read this database file (read-on
 complete -c evstream -n $replay -x -l url -d 'Read this server\'s REST API; several (A,B or repeated): fail over in order'
 complete -c evstream -n $replay -x -l since -d 'Start after an event id, or at an RFC 3339 time or a duration ago'
 complete -c evstream -n $replay -x -l until -d 'Stop at an event id (included), an RFC 3339 time or a duration ago'
+complete -c evstream -n $replay -x -l where -d 'Only events whose data matches, e.g. objects.label = person (repeatable)'
 complete -c evstream -n $replay -x -l topic -d 'Only these topics (repeatable)'
 complete -c evstream -n $replay -x -l speed -d 'Pace by the original times: 1 real time, 10 ten times faster, 0 no pauses (default 0)'
 complete -c evstream -n $replay -l data-only -d 'Only the data objects (input for publish)'

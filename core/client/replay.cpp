@@ -120,6 +120,18 @@ ReplayResult run_replay(RecordSource& source, Pacer& pacer, StopFlag& stop, Line
 
 }  // namespace
 
+// --- FilteredSource
+
+bool FilteredSource::next_page(std::vector<Record>& page) {
+  while (m_inner->next_page(page)) {
+    std::erase_if(page, [this](const Record& record) {
+      return !matches(m_filter, EventFields(record.data));
+    });
+    if (!page.empty()) return true;  // a page with no match: read on
+  }
+  return false;
+}
+
 // --- Pacer
 
 Pacer::Pacer(double speed, Clock clock) : m_speed(speed), m_clock(std::move(clock)) {}

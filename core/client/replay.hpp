@@ -19,6 +19,7 @@
 #include "core/util/error.hpp"
 #include "core/util/util.hpp"
 #include "core/wire/event.hpp"
+#include "core/wire/filter.hpp"
 
 namespace evstream {
 
@@ -65,6 +66,20 @@ class RecordSource {
   virtual bool next_page(std::vector<Record>& page) = 0;
   // Thread-safe: makes a blocked next_page() return false promptly.
   virtual void interrupt() {}
+};
+
+// Only the records of `inner` whose data matches `filter` (replay --where), a page at a time.
+// The filter is applied here, on the client, so it works with every source.
+class FilteredSource final : public RecordSource {
+ public:
+  FilteredSource(std::unique_ptr<RecordSource> inner, Filter filter)
+      : m_inner(std::move(inner)), m_filter(std::move(filter)) {}
+  bool next_page(std::vector<Record>& page) override;
+  void interrupt() override { m_inner->interrupt(); }
+
+ private:
+  std::unique_ptr<RecordSource> m_inner;
+  Filter m_filter;
 };
 
 // Reads a database file through a read-only Store (works while a server writes to it).

@@ -110,3 +110,16 @@ class WhereTest(ClientTestCase):
         self.assertEqual(out, "")
         self.assertIn('bad where "objects.label in" at position 16: expected a value in the in list',
                       err)
+
+    async def test_replay_where_from_a_file_and_from_a_server(self):
+        server = self.start_server()
+        by_id = self.publish_detections(server, 1, 1200)  # past one 1000-record page
+        want = [i for i, n in by_id.items() if n % 3 == 0 and n % 5 == 4]
+        for source in (["--db", server.db], ["--url", server.url]):
+            code, out, err = self.cli("replay", *source, "--where", "objects.label = person",
+                                      "--where", "objects.confidence >= 0.9")
+            self.assertEqual(code, 0, err)
+            self.assertEqual([json.loads(line)["id"] for line in out.splitlines()], want, source)
+        code, out, err = self.cli("replay", "--db", server.db, "--where", "n >")
+        self.assertEqual(code, 2)
+        self.assertIn('bad where "n >" at position 3', err)
