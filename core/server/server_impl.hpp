@@ -176,6 +176,7 @@ struct Server::Impl final : HubSink {
   int on_established(lws* wsi, Session** slot);
   int on_receive(Session& session, const char* in, std::size_t len);
   int on_writeable(Session& session);
+  void record_sent(std::size_t messages, std::size_t bytes);
   void on_closed(Session& session);
   void on_peer_close(Session& session, const unsigned char* in, std::size_t len);
   void handle_subscriber_message(Session& session, std::string_view text);
@@ -218,6 +219,7 @@ struct Server::Impl final : HubSink {
 
   std::vector<unsigned char> scratch;          // LWS_PRE + coalesced frames for one write
   std::vector<std::int64_t> scratch_accepted;  // accepted_us of the broadcasts in that write
+  std::string stream_out;                      // an HTTP stream's next write, as SSE or NDJSON
   std::array<lws_protocols, 3> protocols{};
   lws_protocol_vhost_options pvo_default{};
   lws_protocol_vhost_options pvo{};

@@ -86,7 +86,8 @@ bool Server::Impl::write_stream_headers(lws* wsi, HttpExchange& exchange, Stream
 
 int Server::Impl::on_stream_writeable(lws* wsi, Session& session) {
   const StreamFormat format = *session.http_stream;
-  std::string body;
+  std::string& body = stream_out;  // reused: no allocation per write once it has grown
+  body.clear();
   // Ended by the server: a slow consumer's queue was dropped; at shutdown, what was queued went
   // first. The last words say why; the client resumes with since= / Last-Event-ID.
   if (session.close_code != 0 && (!session.close_when_drained || session.queue.empty())) {
@@ -119,12 +120,7 @@ int Server::Impl::on_stream_writeable(lws* wsi, Session& session) {
     session.end_reason = "send failed";
     return -1;
   }
-  counters.messages_out += count;
-  counters.bytes_out += body.size();
-  if (!scratch_accepted.empty()) {
-    const std::int64_t now = now_unix_us();
-    for (const std::int64_t accepted : scratch_accepted) metrics.delivery_us.record(now - accepted);
-  }
+  record_sent(count, body.size());
   if (session.queue.front_ready() || session.catching_up() || session.close_code != 0) {
     lws_callback_on_writable(wsi);
   }

@@ -306,12 +306,7 @@ int Server::Impl::on_writeable(Session& session) {
     session.end_reason = "send failed";
     return -1;
   }
-  counters.messages_out += count;
-  counters.bytes_out += total;
-  if (!scratch_accepted.empty()) {
-    const std::int64_t now = now_unix_us();
-    for (const std::int64_t accepted : scratch_accepted) metrics.delivery_us.record(now - accepted);
-  }
+  record_sent(count, total);
   if (session.rx_paused && session.in_flight < kPublisherWindow / 2) {
     session.rx_paused = false;
     lws_rx_flow_control(session.wsi, 1);
@@ -320,6 +315,16 @@ int Server::Impl::on_writeable(Session& session) {
     lws_callback_on_writable(session.wsi);
   }
   return 0;
+}
+
+// One write to a subscriber carried `messages` messages in `bytes` bytes; the live broadcasts
+// among them (their acceptance times in scratch_accepted) are delivered now.
+void Server::Impl::record_sent(std::size_t messages, std::size_t bytes) {
+  counters.messages_out += messages;
+  counters.bytes_out += bytes;
+  if (scratch_accepted.empty()) return;
+  const std::int64_t now = now_unix_us();
+  for (const std::int64_t accepted : scratch_accepted) metrics.delivery_us.record(now - accepted);
 }
 
 void Server::Impl::on_peer_close(Session& session, const unsigned char* in, std::size_t len) {
