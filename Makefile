@@ -108,12 +108,14 @@ fuzz: deps
 
 # Browser end-to-end tests of the dashboard and of EventSource on /api/events/stream: headless
 # Debian chromium driven over CDP. Not part of `make test` (the tests skip themselves without
-# EVSTREAM_E2E=1); installs chromium when missing.
+# EVSTREAM_E2E=1); installs chromium when missing. Screenshots of the dashboard (1280x800, 390x844)
+# are kept in $(BUILD_DIR)/e2e-screenshots/.
 e2e: build
 	@command -v chromium >/dev/null || { echo "make e2e: installing chromium" >&2; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >&2; }
 	cd tests/integration && EVSTREAM_E2E=1 EVSTREAM_BIN=$(CURDIR)/$(BUILD_DIR)/evstream \
+	  EVSTREAM_SCREENSHOT_DIR=$(CURDIR)/$(BUILD_DIR)/e2e-screenshots \
 	  PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m unittest -v test_dashboard_e2e test_sse_e2e
 
 bench: build
