@@ -29,7 +29,8 @@ constexpr std::string_view kOpenApi = R"json({
           {"name": "until", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time, or a duration ago. Inclusive."},
           {"name": "topic", "in": "query", "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Topic"}}, "style": "form", "explode": true, "description": "Repeatable; default all topics."},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "description": "Larger values are capped at 1000."},
-          {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}}
+          {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+          {"name": "where", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true, "description": "Field filter over data (PATH OP VALUE, PATH in V1,V2, exists PATH; OP = != < <= > >= ~); repeatable, all must hold. A filtered page examines the store for about 10 ms at most: it can hold fewer than limit events, even none, while next is not null."}
         ],
         "responses": {
           "200": {"description": "One page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventPage"}}}},

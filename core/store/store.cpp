@@ -10,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/store/filter_sql.hpp"
 #include "core/util/error.hpp"
 
 namespace evstream {
@@ -58,6 +59,7 @@ class Run {
     return check(sqlite3_bind_text64(m_stmt, ++m_index, text.data(), text.size(), SQLITE_STATIC,
                                      SQLITE_UTF8));
   }
+  Run& bind(double value) { return check(sqlite3_bind_double(m_stmt, ++m_index, value)); }
   Run& bind(const std::optional<std::string>& text) {
     return text ? bind(std::string_view(*text)) : check(sqlite3_bind_null(m_stmt, ++m_index));
   }
@@ -356,6 +358,91 @@ std::vector<Record> Store::query(const Query& query) {
   std::vector<Record> records;
   while (run.step()) records.push_back(run.record());
   return records;
+}
+
+namespace {
+
+// The ids a query can reach, exclusive at both ends: its after/before, the ids stored, and the
+// ids of the first and last event inside its time range (the time index answers those).
+struct IdRange {
+  EventId low = 0;
+  EventId high = 0;
+  bool empty() const { return low + 1 >= high; }
+};
+
+}  // namespace
+
+Store::FilteredPage Store::query_filtered(const Query& query, const ScanBudget& budget) {
+  IdRange range{query.after.value_or(0), query.before.value_or(last_id() + 1)};
+  const EventId first_stored = scalar(m_db, "SELECT min(id) FROM events", 0);
+  if (first_stored == 0) return {};
+  range.low = std::max(range.low, first_stored - 1);
+  range.high = std::min(range.high, last_id() + 1);
+  if (query.since_us) {
+    Statement first(m_db, "SELECT min(id) FROM events WHERE time_us >= ?");
+    Run run(first);
+    range.low = run.bind(*query.since_us).step() && !run.is_null(0)
+                    ? std::max(range.low, run.int64(0) - 1)
+                    : range.high;
+  }
+  if (query.until_us) {
+    Statement last(m_db, "SELECT max(id) FROM events WHERE time_us <= ?");
+    Run run(last);
+    range.high = run.bind(*query.until_us).step() && !run.is_null(0)
+                     ? std::min(range.high, run.int64(0) + 1)
+                     : range.low;
+  }
+
+  const SqlCondition condition = filter_sql(query.filter);
+  std::string sql = "SELECT id, topic, time_us, data FROM events WHERE id >= ? AND id < ?";
+  if (query.since_us) sql += " AND time_us >= ?";
+  if (query.until_us) sql += " AND time_us <= ?";
+  if (!query.topics.empty()) sql += " AND topic IN " + topic_list(query.topics.size());
+  sql += " AND (" + condition.sql + ")";
+  sql += query.order == Order::asc ? " ORDER BY id ASC" : " ORDER BY id DESC";
+  Statement statement(m_db, sql.c_str());
+
+  const auto limit = static_cast<std::size_t>(std::clamp(query.limit, 1, kMaxQueryLimit));
+  const auto window = std::max<std::int64_t>(budget.window_ids, 1);
+  const auto deadline = Clock::now() + budget.time;
+  FilteredPage page;
+  while (!range.empty()) {
+    const bool asc = query.order == Order::asc;
+    const EventId from = asc ? range.low + 1 : std::max(range.low + 1, range.high - window);
+    const EventId to = asc ? std::min(range.high, range.low + 1 + window) : range.high;
+    Run run(statement);
+    run.bind(from).bind(to);
+    for (const auto& bound : {query.since_us, query.until_us}) {
+      if (bound) run.bind(*bound);
+    }
+    for (const auto& topic : query.topics) run.bind(std::string_view(topic));
+    for (const auto& value : condition.values) {
+      if (const auto* text = std::get_if<std::string>(&value)) {
+        run.bind(std::string_view(*text));
+      } else {
+        run.bind(std::get<double>(value));
+      }
+    }
+    while (run.step()) {
+      Record record = run.record();
+      if (!matches(query.filter, EventFields(record.data))) continue;
+      if (page.records.size() == limit) {  // one more match: the page is full and more follow
+        page.continue_from = page.records.back().id;
+        return page;
+      }
+      page.records.push_back(std::move(record));
+    }
+    if (asc) {
+      range.low = to - 1;
+    } else {
+      range.high = from;
+    }
+    if (!range.empty() && Clock::now() >= deadline) {
+      page.continue_from = asc ? range.low : range.high;
+      return page;
+    }
+  }
+  return page;
 }
 
 std::optional<std::string> Store::setting(std::string_view name) {

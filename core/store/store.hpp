@@ -2,6 +2,7 @@
 // SQLite event store: schema + migrations, batched appends with idempotency keys, paged reads and
 // retention. A Store is one connection and must stay on one thread; the server keeps a writing
 // Store on the store thread (see StoreWriter) and a read-only Store on the service thread.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -83,7 +84,21 @@ class Store {
   // transaction fails (it is rolled back: nothing of the batch is stored).
   std::vector<AppendResult> append(std::span<const NewEvent> batch);
 
+  // One page in `query`'s order. Its where= filter is not applied here: see query_filtered.
   std::vector<Record> query(const Query& query);
+  // One page of a query with where= filters: at most query.limit matches, examining the store in
+  // windows of ids until the page is full, the range is done or the time budget ran out (a rare
+  // match in a large store must not hold the thread), so a page can be short, even empty, and
+  // still have a next. `continue_from` is the id the next page moves past (next_page_query).
+  struct ScanBudget {
+    std::int64_t window_ids = 4096;
+    std::chrono::microseconds time{10'000};  // checked between windows; at least one window
+  };
+  struct FilteredPage {
+    std::vector<Record> records;
+    std::optional<EventId> continue_from;  // nullopt: no match is left in the query's range
+  };
+  FilteredPage query_filtered(const Query& query, const ScanBudget& budget);
   std::optional<Record> get(EventId id);
   StoreStats stats();
   std::int64_t file_bytes();  // main db file + WAL; 0 for in-memory stores (no scan)

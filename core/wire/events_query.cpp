@@ -124,9 +124,14 @@ std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::
     } else if (name == "order") {
       if (value != "asc" && value != "desc") return bad(name, value, "expected asc or desc");
       query.order = value == "asc" ? Order::asc : Order::desc;
+    } else if (name == "where") {
+      auto clause = parse_filter_clause(value);
+      if (auto* error = std::get_if<FilterError>(&clause)) return error->describe();
+      query.where.push_back(value);
+      query.filter.clauses.push_back(std::move(std::get<FilterClause>(clause)));
     } else if (name != "token") {
       return "unknown parameter " + json_quote(name) +
-             ": use after, before, since, until, topic, limit, order";
+             ": use after, before, since, until, topic, where, limit, order";
     }
   }
   return query;
@@ -149,6 +154,7 @@ std::string events_url(const Query& query) {
   if (query.since_us) url += "since=" + url_encode(format_rfc3339(*query.since_us)) + "&";
   if (query.until_us) url += "until=" + url_encode(format_rfc3339(*query.until_us)) + "&";
   for (const auto& topic : query.topics) url += "topic=" + url_encode(topic) + "&";
+  for (const auto& expression : query.where) url += "where=" + url_encode(expression) + "&";
   url += "limit=" + std::to_string(query.limit);
   url += query.order == Order::asc ? "&order=asc" : "&order=desc";
   return url;

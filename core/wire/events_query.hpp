@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/wire/event.hpp"
+#include "core/wire/filter.hpp"
 
 namespace evstream {
 
@@ -32,6 +33,9 @@ struct Query {
   std::vector<std::string> topics;
   int limit = 100;
   Order order = Order::asc;
+  // where= field filters: the expressions as given (next URLs repeat them) and their parse.
+  std::vector<std::string> where;
+  Filter filter;
 };
 
 // Query arguments as lws hands them over: name and URL-decoded value, in request order.
@@ -42,8 +46,9 @@ inline constexpr int kDefaultPageLimit = 100;
 
 // Parses after=, before= (ids), since=, until= (RFC 3339, or a duration ago such as 1h, resolved
 // against now_us), topic= (repeatable), limit= (1..; above kMaxQueryLimit is capped),
-// order=asc|desc (default desc) and token= (ignored here: auth reads it). Any other name is an
-// error. The error names the parameter: "bad limit=abc: expected a whole number from 1 to 1000".
+// order=asc|desc (default desc), where= (repeatable field filters) and token= (ignored here: auth
+// reads it). Any other name is an error. The error names the parameter: "bad limit=abc: expected
+// a whole number from 1 to 1000", or for a filter its position (FilterError::describe).
 std::variant<Query, std::string> parse_events_query(const QueryArgs& args, std::int64_t now_us);
 
 // The query for the page after one whose last record had `last_id`: the same filters, moved past

@@ -342,9 +342,19 @@ int compare_json_numbers(std::string_view a, std::string_view b) {
   return x_sign < 0 ? -magnitude : magnitude;
 }
 
+// A name holding a dot could not be told from a nested path ("a.b" the name, or b inside a), so
+// such members are not addressable: one path names at most one place, here and in the store's
+// SQL pre-filter.
+namespace {
+bool addressable(const std::string& key) {
+  return !key.empty() && key.find('.') == std::string::npos;
+}
+}  // namespace
+
 EventFields::EventFields(std::string_view data) {
   std::string path;
   for (const auto& member : top_level_members(data)) {
+    if (!addressable(member.key)) continue;
     path = member.key;
     add(path, member.value, 1);
   }
@@ -360,6 +370,7 @@ void EventFields::add(std::string& path, std::string_view value, std::size_t dep
   if (value.front() == '{') {
     const std::size_t base = path.size();
     for (const auto& member : top_level_members(value)) {
+      if (!addressable(member.key)) continue;
       path.resize(base);
       path += '.';
       path += member.key;

@@ -36,7 +36,8 @@ std::optional<QueryArgs> split_query(std::string_view query) {
 bool same(const Query& a, const Query& b) {
   return a.after == b.after && a.before == b.before && a.since_us == b.since_us &&
          a.until_us == b.until_us && a.topics == b.topics && a.limit == b.limit &&
-         a.order == b.order;
+         a.order == b.order && a.where == b.where &&
+         a.filter.clauses.size() == b.filter.clauses.size();
 }
 
 bool same(const Record& a, const Record& b) {

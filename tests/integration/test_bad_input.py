@@ -206,7 +206,7 @@ CASES = [
      http(400, "bad limit=abc: expected a whole number from 1 to 1000", "kept")),
     ("GET /api/events: unknown parameter",
      raw(request("GET", "/api/events?bogus=1", [f"Authorization: Bearer {READ}"])),
-     http(400, 'unknown parameter "bogus": use after, before, since, until, topic, limit, order',
+     http(400, 'unknown parameter "bogus": use after, before, since, until, topic, where, limit, order',
           "kept")),
     ("upgrade: unknown path", raw(upgrade_request("/ws/nope")),
      http(404, "unknown WebSocket path: use /ws/events or /ws/publish", "closed")),

@@ -97,6 +97,43 @@ class WhereTest(ClientTestCase):
         self.post(server, [detection(1)])
         self.assertEqual(len(await ok.events(1)), 1)
 
+    def walk(self, server, path):
+        """Follows next from path to the end; returns the ids and the URLs it fetched."""
+        ids, urls = [], []
+        while path and len(urls) < 500:
+            status, _, text = http_request(server, "GET", path)
+            self.assertEqual(status, 200, text)
+            page = json.loads(text)
+            ids += [e["id"] for e in page["events"]]
+            urls.append(path)
+            path = page["next"]
+        self.assertIsNone(path, "more than 500 pages")
+        return ids, urls
+
+    async def test_rest_history_where_pages_every_match_once(self):
+        server = self.start_server()
+        by_id = self.publish_detections(server, 1, 1200)
+        expressions = ("objects.label = person", "objects.confidence >= 0.8", "n != 600")
+        want = [i for i, n in by_id.items()
+                if n % 3 == 0 and 0.5 + (n % 5) / 10 >= 0.8 and n != 600]
+        self.assertGreater(len(want), 100)
+        ids, urls = self.walk(server, f"/api/events?limit=37&{where(*expressions)}")
+        self.assertEqual(ids, want[::-1])  # newest first, each once
+        self.assertGreater(len(urls), 3)
+        for url in urls[1:]:
+            self.assertEqual(url.count("where="), 3, url)  # next keeps the filter
+        ids, _ = self.walk(server, f"/api/events?order=asc&limit=1000&topic=events&"
+                                   f"after={want[10]}&{where(*expressions)}")
+        self.assertEqual(ids, want[11:])
+        # Past 64 bits, compared exactly; and a time range with it.
+        ids, _ = self.walk(server, "/api/events?since=1h&" +
+                           where("big >= 1000000000000000000000000001190"))
+        self.assertEqual(ids, [i for i, n in by_id.items() if n >= 1190][::-1])
+        status, _, text = http_request(server, "GET", "/api/events?" + where("n > 1", "n >="))
+        self.assertEqual(status, 400, text)
+        self.assertEqual(json.loads(text)["error"],
+                         'bad where "n >=" at position 4: expected a value after the operator')
+
     async def test_tail_where(self):
         server = self.start_server()
         by_id = self.publish_detections(server, 1, 30)

@@ -99,6 +99,22 @@ TEST_CASE("events_query::paging") {
   }
 }
 
+TEST_CASE("events_query::where") {
+  const Query q = query_ok({{"where", "camera_id = cam-3"}, {"where", "objects.label in a,b"}});
+  REQUIRE(q.filter.clauses.size() == 2);
+  CHECK(q.where == std::vector<std::string>{"camera_id = cam-3", "objects.label in a,b"});
+  CHECK(q.filter.clauses[1].op == FilterOp::in);
+  SUBCASE("next URLs carry every expression, encoded") {
+    CHECK(events_url(next_page_query(q, 9)) ==
+          "/api/events?before=9&where=camera_id%20%3D%20cam-3&where=objects.label%20in%20a%2Cb"
+          "&limit=100&order=desc");
+  }
+  SUBCASE("a malformed expression names its position") {
+    CHECK(query_error({{"where", "confidence >> 1"}}) ==
+          "bad where \"confidence >> 1\" at position 12: expected a value after the operator");
+  }
+}
+
 TEST_CASE("events_query::events_page_json") {
   std::vector<Record> records{{2, "cams", kNow, R"({"n":1.10})"}, {1, "events", kNow, "{}"}};
   CHECK(

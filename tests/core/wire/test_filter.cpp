@@ -166,3 +166,10 @@ TEST_CASE("filter: keys with escapes and unicode") {
   CHECK(match(R"(label = "caf\u00e9")", R"({"label":"caf\u00e9"})"));
   CHECK(match("label = café", R"({"label":"caf\u00e9"})"));
 }
+
+TEST_CASE("filter: a name holding a dot is not addressable, so a path names one place") {
+  CHECK_FALSE(match("a.b = 1", R"({"a.b":1})"));
+  CHECK(match("a.b = 2", R"({"a.b":1,"a":{"b":2}})"));
+  CHECK_FALSE(match("exists x", R"({"x.":1,"s":{"x.y":1}})"));
+  CHECK(match("a.b != 1", R"({"a.b":1})"));
+}
