@@ -311,6 +311,109 @@ class DashboardTest(api.HttpTestCase):
         state = await page.wait(lambda s: len(s["ids"]) == 40, 10, "live after resume")
         self.assertEqual(state["ids"], list(range(40, 0, -1)))
 
+    # -- search ----------------------------------------------------------------------------------
+
+    async def results(self, page, generation, loads=1, timeout=20):
+        """Waits for search number `generation` to finish its `loads`th "Load more" (the first
+        is the search itself); its state and the result ids shown."""
+        return await page.wait_js(f"""(() => {{ const r = document.getElementById('results');
+            return Number(r.dataset.generation) === {generation} && r.dataset.state !== 'loading' &&
+              Number(r.dataset.loads) >= {loads} &&
+              {{state: r.dataset.state,
+                ids: [...r.querySelectorAll('.ev')].map(e => Number(e.dataset.id))}}; }})()""",
+                                  timeout, f"search {generation} to answer ({loads})")
+
+    async def all_results(self, page, generation):
+        """Clicks "Load more" until the server says nothing follows; the ids and clicks made."""
+        result, loads = await self.results(page, generation), 1
+        while result["state"] == "more":
+            self.assertLess(loads, 40, "the search never reached its last page")
+            await page.js("document.getElementById('more').click()")
+            loads += 1
+            result = await self.results(page, generation, loads)
+        self.assertEqual(result["state"], "done")
+        return result["ids"], loads
+
+    async def test_search_history(self):
+        server = self.start_server("--ping-interval", "250ms")
+        http_url = server.url.replace("ws://", "http://")
+        events = {i: detection(i) for i in range(1, 401)}
+        ids = self.post(server, api.ndjson([events[i] for i in range(1, 201)]), NDJSON)["ids"]
+        # The second half is stored in a later second than the first, so a time range parts them.
+        boundary = math.floor(time.time()) + 1
+        await async_wait_for(lambda: time.time() >= boundary, 3, what="the next second")
+        ids += self.post(server, api.ndjson([events[i] for i in range(201, 401)]), NDJSON)["ids"]
+        id_of = dict(zip(range(1, 401), ids))
+        # A search view opened from its URL: restored into the form, answered by the server.
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boundary))
+        view = urllib.parse.urlencode({"view": "search", "since": since, "camera": "cam-1",
+                                       "label": "person", "min_conf": "0.7"})
+        page = await self.browser(f"{http_url}/#{view}")
+        expected = [id_of[i] for i in range(400, 200, -1)
+                    if matches(events[i], ["cam-1"], "person", "0.7")]
+        self.assertGreater(len(expected), 5)
+        found, _ = await self.all_results(page, 1)
+        self.assertEqual(found, expected)  # newest first, exactly the matches after `since`
+        form = await page.js("""[...document.querySelectorAll('#search-form input')]
+            .map(i => i.name + '=' + i.value).join(' ')""")
+        for field in ["camera=cam-1", "label=person", "min_conf=0.7"]:
+            self.assertIn(field, form)
+        await page.wait(lambda s: s["status"] == "live" and len(s["ids"]) == 100, 10,
+                        "the live feed behind the search")
+        # Typed and submitted with Enter: several cameras, a free where, no time range; more
+        # matches than one page holds, so "Load more" follows the server's next links.
+        await page.js("document.getElementById('s-since').value = ''")
+        await page.type_into("#s-camera", "cam-1, cam-2")
+        await page.type_into("#s-label", "")
+        await page.type_into("#s-conf", "0.6")
+        await page.type_into("#s-where", "frame > 20")
+        await page.key("Enter")
+        expected = [id_of[i] for i in range(400, 0, -1)
+                    if matches(events[i], ["cam-1", "cam-2"], None, "0.6", frame_above=20)]
+        self.assertGreater(len(expected), 100)
+        found, loads = await self.all_results(page, 2)
+        self.assertEqual(found, expected)
+        self.assertGreaterEqual(loads, 3)
+        # The bars count what is in view: the results.
+        by_camera = json.loads(await page.wait_js(f"""(() => {{
+            const counts = document.getElementById('by-camera').dataset.counts;
+            return Object.values(JSON.parse(counts)).reduce((a, b) => a + b, 0) === {len(expected)}
+              && counts; }})()""", 5, "the bars to count the results"))
+        self.assertEqual(by_camera, {c: sum(events[i]["camera_id"] == c for i in range(1, 401)
+                                            if id_of[i] in set(expected)) for c in ["cam-1", "cam-2"]})
+        # A result opens in the detail view.
+        pick = expected[len(expected) // 2]
+        await page.js(f"document.querySelector('#results .ev[data-id=\"{pick}\"]').click()")
+        detail = await page.wait_js("document.getElementById('json') && "
+                                    "document.getElementById('json').textContent", 5, "the detail")
+        self.assertIn(f'"id": {pick}', detail)
+        self.assertIn(f'"frame": {pick}', detail)
+        folder = screenshot_dir()
+        shots = [os.path.join(folder, f"dashboard-search-{size}.png") for size in ["1280x800", "390x844"]]
+        await page.viewport(1280, 800)
+        await page.screenshot(shots[0])
+        await page.key("Escape")
+        await page.viewport(390, 844, mobile=True)
+        await page.screenshot(shots[1])
+        self.assertLessEqual(await page.js("document.documentElement.scrollWidth"), 390)
+        await page.viewport(1280, 800)
+        print(f"\nscreenshots: {', '.join(shots)}", file=sys.stderr)
+        # Live events published meanwhile are in the feed when switching back, on one connection.
+        await self.publish_many(server, [detection(i) for i in range(401, 411)])
+        await page.js("document.getElementById('view-live').click()")
+        state = await page.wait(lambda s: s["ids"][:1] == [410], 10, "the live events")
+        self.assertEqual(state["ids"], list(range(410, 300, -1)))
+        self.assertEqual(state["connects"], 1)
+        # A malformed where is the server's message, inline.
+        await page.js("document.getElementById('view-search').click()")
+        await page.type_into("#s-where", "frame >> 2")
+        await page.key("Enter")
+        message = await page.wait_js("document.getElementById('results').dataset.state === 'error'"
+                                     " && document.getElementById('search-error').textContent",
+                                     10, "the search error")
+        self.assertIn("position", message)
+        self.assertIn("frame >> 2", message)
+
     # -- at a glance -----------------------------------------------------------------------------
 
     async def test_rate_chart_bars_and_screenshots(self):
@@ -351,13 +454,16 @@ class DashboardTest(api.HttpTestCase):
         lines = await page.js("document.querySelectorAll('#rate-chart polyline').length")
         self.assertEqual(lines, 4)
         # Bars: events per label and per camera among the rows in view.
-        bars = await page.js("""['by-label', 'by-camera'].map(id =>
-            JSON.parse(document.getElementById(id).dataset.counts))""")
         by_label, by_camera = {}, {}
         for event in events:
             for label in {o["label"] for o in event["objects"]}:
                 by_label[label] = by_label.get(label, 0) + 1
             by_camera[event["camera_id"]] = by_camera.get(event["camera_id"], 0) + 1
+        bars = await page.wait_js(f"""(() => {{
+            const bars = ['by-label', 'by-camera'].map(id =>
+              JSON.parse(document.getElementById(id).dataset.counts || '{{}}'));
+            return Object.values(bars[1]).reduce((a, b) => a + b, 0) === {len(events)} && bars;
+          }})()""", 5, "the bars to count every event")
         self.assertEqual(bars, [by_label, by_camera])
         # Screenshots, with a detection open: desktop, then a phone's list and its detail.
         pick = next(r for r in reversed(records) if len(r["data"]["objects"]) >= 2)["id"]
