@@ -15,13 +15,17 @@
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
-#      THREADS (2: loadtest's receiving threads)
+#      THREADS (2: loadtest's receiving threads), REPS (3: runs of each scenario, in rounds)
+# Every line carries the git revision ("rev", "+dirty" with uncommitted changes) and "rep".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/evstream
 DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/evstream-bench.XXXXXX")
 trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 DURATION=${DURATION:-10s}
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || REV=$REV+dirty
+export REV REP=1
 
 start_server() {
   rm -f "$DIR"/bench.db*
@@ -66,10 +70,11 @@ ws_scenario() {
   metrics=$(scrape_metrics)
   stop_server
   /usr/bin/python3 -c '
-import json, sys, datetime
+import datetime, json, os, sys
 r = json.loads(sys.argv[1])
 r.update(json.loads(sys.argv[2]))
-r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z"})
+r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z",
+          "rev": os.environ["REV"], "rep": int(os.environ["REP"])})
 print(json.dumps(r))' "$report" "$(server_delivery "$metrics")"
 }
 
@@ -106,13 +111,15 @@ scenario() {
   [[ -n ${BYSTANDERS:-} ]] && bystanders=$(stop_bystanders)
   stop_server
   /usr/bin/python3 -c '
-import json, sys, datetime
+import datetime, json, os, sys
 r = json.loads(sys.argv[3])
 clients = r["clients"]
-delivery = {k: round(v, 4) for k, v in (r.get("server_delivery") or {}).items()}
+delivery = r.get("server_delivery") or {}
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
+share = lambda name: round(delivery[name], 4) if delivery.get(name) is not None else None
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
                   "date": datetime.datetime.utcnow().isoformat() + "Z",
+                  "rev": os.environ["REV"], "rep": int(os.environ["REP"]),
                   "connected": r["connected"], "published": r["published"],
                   "expected": r["expected"], "received": r["received"], "lost": r["lost"],
                   "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
@@ -120,12 +127,16 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "rss_growth_bytes": growth, "rss_per_client_bytes": round(growth / clients),
                   "server_cpu_percent": r["server_cpu_percent"],
                   "loadtest_cpu_percent": round(r["self_cpu_percent"]),
-                  "server_delivered_within_2ms": delivery.get("within_2ms"),
-                  "server_delivered_within_20ms": delivery.get("within_20ms"),
+                  "server_rss_bytes": r["server_rss_after"],
+                  "server_delivered_within_1ms": share("within_1ms"),
+                  "server_delivered_within_2ms": share("within_2ms"),
+                  "server_delivered_within_20ms": share("within_20ms"),
+                  "server_delivery_buckets": delivery.get("buckets"),
                   **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
                   "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders"
 }
 
+for REP in $(seq "${REPS:-3}"); do
 for s in ${SCENARIOS:-a b c d w f0 f1 g0 g1}; do
   case $s in
     a) scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
@@ -141,4 +152,5 @@ for s in ${SCENARIOS:-a b c d w f0 f1 g0 g1}; do
     g1) BYSTANDERS=900 scenario g1 --clients 100 --rate 200 --size 512 --duration "$DURATION" \
       --cameras 100 ;;
   esac
+done
 done
