@@ -7,16 +7,25 @@
 #   d: 10,000 idle subscribers                         (server RSS per subscriber)
 #   w: scenario a with bench/ws_latency.js (Node's ws) as the generator: a cross-check with a
 #      client that is not this project's code
+#   f0/f1: field filters. 1,000 subscribers, 200 events/s of 512 B over 100 cameras; f1 with each
+#      subscriber filtering server-side on 2 cameras (where=camera_id in ..., a different pair
+#      each), f0 the same run unfiltered
+#   g0/g1: 100 unfiltered subscribers at 200 events/s of 512 B (100 cameras), g1 with 900
+#      filtered bystanders beside them (bench/ws_bystanders.js: one camera each)
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
-# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w"),
-#      THREADS (2: loadtest's receiving threads)
+# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
+#      THREADS (2: loadtest's receiving threads), REPS (3: runs of each scenario, in rounds)
+# Every line carries the git revision ("rev", "+dirty" with uncommitted changes) and "rep".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/evstream
 DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/evstream-bench.XXXXXX")
 trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 DURATION=${DURATION:-10s}
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || REV=$REV+dirty
+export REV REP=1
 
 start_server() {
   rm -f "$DIR"/bench.db*
@@ -61,29 +70,56 @@ ws_scenario() {
   metrics=$(scrape_metrics)
   stop_server
   /usr/bin/python3 -c '
-import json, sys, datetime
+import datetime, json, os, sys
 r = json.loads(sys.argv[1])
 r.update(json.loads(sys.argv[2]))
-r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z"})
+r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z",
+          "rev": os.environ["REV"], "rep": int(os.environ["REP"])})
 print(json.dumps(r))' "$report" "$(server_delivery "$metrics")"
+}
+
+# BYSTANDERS=N in a scenario's environment: N filtered subscribers (Node) beside loadtest's.
+start_bystanders() {
+  BYSTANDERS_OUT=$DIR/bystanders.out
+  NODE_PATH=/usr/share/nodejs node bench/ws_bystanders.js --url "$URL" --clients "$1" \
+    --cameras 100 >"$BYSTANDERS_OUT" 2>"$DIR/bystanders.log" &
+  BYSTANDERS_PID=$!
+  for _ in $(seq 600); do
+    grep -q ready "$BYSTANDERS_OUT" 2>/dev/null && return 0
+    kill -0 "$BYSTANDERS_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "serve_bench: bystanders did not connect" >&2
+  cat "$DIR/bystanders.log" >&2
+  exit 1
+}
+
+stop_bystanders() {  # prints their JSON report
+  kill -TERM "$BYSTANDERS_PID"
+  wait "$BYSTANDERS_PID" || true
+  tail -1 "$BYSTANDERS_OUT"
 }
 
 scenario() {
   local name=$1
   shift
   start_server
-  local report
+  local report bystanders='{}'
+  [[ -n ${BYSTANDERS:-} ]] && start_bystanders "$BYSTANDERS"
   report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' \
     --threads "${THREADS:-2}" "$@" || true)
+  [[ -n ${BYSTANDERS:-} ]] && bystanders=$(stop_bystanders)
   stop_server
   /usr/bin/python3 -c '
-import json, sys, datetime
+import datetime, json, os, sys
 r = json.loads(sys.argv[3])
 clients = r["clients"]
-delivery = {k: round(v, 4) for k, v in (r.get("server_delivery") or {}).items()}
+delivery = r.get("server_delivery") or {}
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
+share = lambda name: round(delivery[name], 4) if delivery.get(name) is not None else None
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
                   "date": datetime.datetime.utcnow().isoformat() + "Z",
+                  "rev": os.environ["REV"], "rep": int(os.environ["REP"]),
                   "connected": r["connected"], "published": r["published"],
                   "expected": r["expected"], "received": r["received"], "lost": r["lost"],
                   "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"],
@@ -91,17 +127,30 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "rss_growth_bytes": growth, "rss_per_client_bytes": round(growth / clients),
                   "server_cpu_percent": r["server_cpu_percent"],
                   "loadtest_cpu_percent": round(r["self_cpu_percent"]),
-                  "server_delivered_within_2ms": delivery.get("within_2ms"),
-                  "server_delivered_within_20ms": delivery.get("within_20ms"),
-                  "error": r.get("error")}))' "$name" "$*" "$report"
+                  "server_rss_bytes": r["server_rss_after"],
+                  "server_delivered_within_1ms": share("within_1ms"),
+                  "server_delivered_within_2ms": share("within_2ms"),
+                  "server_delivered_within_20ms": share("within_20ms"),
+                  "server_delivery_buckets": delivery.get("buckets"),
+                  **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders"
 }
 
-for s in ${SCENARIOS:-a b c d w}; do
+for REP in $(seq "${REPS:-3}"); do
+for s in ${SCENARIOS:-a b c d w f0 f1 g0 g1}; do
   case $s in
     a) scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
     b) scenario b --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 ;;
     c) scenario c --clients 100 --rate 0 --size 256 --duration 5s ;;
     d) scenario d --clients 10000 --rate 1 --size 256 --duration 2s ;;
     w) ws_scenario ;;
+    f0) scenario f0 --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 \
+      --cameras 100 ;;
+    f1) scenario f1 --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 \
+      --cameras 100 --where-cameras 2 ;;
+    g0) scenario g0 --clients 100 --rate 200 --size 512 --duration "$DURATION" --cameras 100 ;;
+    g1) BYSTANDERS=900 scenario g1 --clients 100 --rate 200 --size 512 --duration "$DURATION" \
+      --cameras 100 ;;
   esac
+done
 done

@@ -53,6 +53,11 @@ int run_loadtest_command(LoadtestFlags& flags) {
     options.duration_us = parse_duration_us(flags.duration);
     options.size = parse_size(flags.size);
     checks = parse_slo(slo);
+    if (options.where_cameras > options.cameras) {
+      throw Error("--where-cameras " + std::to_string(options.where_cameras) +
+                  " needs at least that many --cameras (have " + std::to_string(options.cameras) +
+                  ")");
+    }
   } catch (const evstream::Error& e) {
     std::fprintf(stderr, "evstream: error: %s\n", e.what());
     return kExitUsage;
@@ -106,6 +111,12 @@ Runner add_loadtest(CLI::App& app) {
   sub->add_option("--ramp", o.ramp, "Connections opened per second (0: as fast as possible)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--topic", o.topic, "Publish and subscribe on this topic");
+  sub->add_option("--cameras", o.cameras,
+                  "Events carry camera_id cam-0..cam-(N-1), round-robin (for filter benchmarks)");
+  sub->add_option("--where-cameras", o.where_cameras,
+                  "Each subscriber filters server-side on this many cameras (where=camera_id in "
+                  "...), a different set each")
+      ->needs("--cameras");
   sub->add_option("--window", o.window, "Unacked events in flight when --rate is 0")
       ->capture_default_str();
   sub->add_option("--threads", o.threads,

@@ -27,7 +27,7 @@ _evstream_values() {
             --max-message-bytes | --max-clients | --retain-age | --retain-events | --token | \
             --read-token | --allow-origin | --url | --topic | --key-field | --window | \
             --retry-timeout | --since | -n | --last | --format | --count | --clients | \
-            --duration | --rate | --size | --ramp | --threads | --server-pid | --slo | --until | --speed | --to | \
+            --duration | --rate | --size | --ramp | --threads | --cameras | --where-cameras | --server-pid | --slo | --until | --speed | --to | \
             --nats | --nats-stream | --nats-replicas | --nats-dedupe-window | --publish-url)
             COMPREPLY=() # free-form value: nothing to offer
             ;;
@@ -103,7 +103,7 @@ _evstream() {
             ;;
         loadtest)
             opts="-h --help --url --clients --duration --rate --size --ramp --topic --window
-                  --threads --server-pid --publish-url --token --read-token --slo --json --config
+                  --threads --server-pid --cameras --where-cameras --publish-url --token --read-token --slo --json --config
                   --print-config"
             ;;
     esac

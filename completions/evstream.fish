@@ -95,6 +95,8 @@ complete -c evstream -n $loadtest -x -l size -d 'Approximate size of each event 
 complete -c evstream -n $loadtest -x -l ramp -d 'Connections opened per second, 0: all at once'
 complete -c evstream -n $loadtest -x -l topic -d 'Publish and subscribe on this topic'
 complete -c evstream -n $loadtest -x -l window -d 'Unacked events in flight when --rate is 0 (default 1000)'
+complete -c evstream -n $loadtest -x -l cameras -d 'Events carry camera_id cam-0..cam-(N-1), round-robin'
+complete -c evstream -n $loadtest -x -l where-cameras -d 'Each subscriber filters server-side on this many cameras'
 complete -c evstream -n $loadtest -x -l threads -d 'Threads receiving for the subscribers (default 1)'
 complete -c evstream -n $loadtest -x -l server-pid -a '(__fish_complete_pids)' -d 'Read server RSS and CPU from /proc for this pid'
 complete -c evstream -n $loadtest -x -l publish-url -d 'Publish through this server instead (another cluster node)'

@@ -14,6 +14,7 @@
 
 #include "core/client/loadtest_shard.hpp"
 #include "core/client/ws_client.hpp"
+#include "core/util/error.hpp"
 #include "core/wire/json_text.hpp"
 #include "core/wire/protocol.hpp"
 
@@ -68,6 +69,17 @@ class Engine final : public WsHandler {
   Engine(const LoadtestOptions& options, ClientLoop& loop)
       : m_options(options), m_loop(loop), m_publisher(loop, *this) {
     m_report.clients = options.clients;
+    if (options.where_cameras > 0) {
+      if (options.where_cameras > options.cameras) {
+        throw Error("where_cameras needs at least that many cameras");  // cmd/ checks it first
+      }
+      m_filters_per_camera.assign(options.cameras, 0);
+      for (std::size_t j = 0; j < options.clients; ++j) {
+        for (const auto c : loadtest_camera_set(j, options.cameras, options.where_cameras)) {
+          ++m_filters_per_camera[c];
+        }
+      }
+    }
     std::string pad(options.size > 48 ? options.size - 48 : 0, 'x');
     m_pad = std::move(pad);
   }
@@ -130,6 +142,7 @@ class Engine final : public WsHandler {
     if (!m_options.topic.empty()) path += "?topic=" + url_encode(m_options.topic);
     std::vector<WsUrl> urls = m_options.urls;
     for (WsUrl& url : urls) url.path = with_token(path, m_options.read_token);
+    if (m_options.where_cameras > 0) urls = filtered_urls(path);
     const std::size_t count = std::clamp<std::size_t>(m_options.threads, 1, m_options.clients);
     const double ramp = m_options.ramp / static_cast<double>(count);
     std::size_t first = 0;  // global index of the shard's first subscriber: one round-robin
@@ -152,6 +165,40 @@ class Engine final : public WsHandler {
     for (std::size_t k = 1; k < m_shards.size(); ++k) {
       m_workers.emplace_back([shard = m_shards[k].get()] { shard->run_until_stopped(); });
     }
+  }
+
+  // One URL per subscriber (subscriber j takes urls[j]), each with its own camera filter, the
+  // servers still taken round-robin.
+  std::vector<WsUrl> filtered_urls(const std::string& path) const {
+    std::vector<WsUrl> urls;
+    for (std::size_t j = 0; j < m_options.clients; ++j) {
+      std::string list;
+      for (const auto c : loadtest_camera_set(j, m_options.cameras, m_options.where_cameras)) {
+        list += (list.empty() ? "cam-" : ",cam-") + std::to_string(c);
+      }
+      WsUrl url = m_options.urls[j % m_options.urls.size()];
+      url.path = with_token(path + (path.find('?') == std::string::npos ? "?" : "&") +
+                                "where=" + url_encode("camera_id in " + list),
+                            m_options.read_token);
+      urls.push_back(std::move(url));
+    }
+    return urls;
+  }
+
+  // Events every subscriber together should get once `published` were acked: all of them for
+  // each, or with camera filters the ones of its cameras (cameras are assigned round-robin).
+  std::uint64_t expected_for_all(std::uint64_t published) const {
+    if (m_options.where_cameras == 0) return published * m_options.clients;
+    const std::uint64_t cameras = m_options.cameras;
+    std::uint64_t expected = 0;
+    for (std::uint64_t c = 0; c < cameras; ++c) {
+      expected += m_filters_per_camera[c] * (published / cameras + (c < published % cameras));
+    }
+    return expected;
+  }
+  // The share of that for the subscribers alive now (exact when none was lost).
+  std::uint64_t expected_for_alive(std::uint64_t published, std::size_t alive) const {
+    return expected_for_all(published) * alive / std::max<std::size_t>(m_options.clients, 1);
   }
 
   // Workers close their subscribers (close frames, bounded wait) and end; idempotent.
@@ -271,8 +318,12 @@ class Engine final : public WsHandler {
   }
 
   void send_one() {
-    std::string data = R"({"t":)" + std::to_string(steady_us()) + R"(,"seq":)" +
-                       std::to_string(m_sent) + R"(,"pad":")" + m_pad + "\"}";
+    std::string data =
+        R"({"t":)" + std::to_string(steady_us()) + R"(,"seq":)" + std::to_string(m_sent);
+    if (m_options.cameras > 0) {
+      data += R"(,"camera_id":"cam-)" + std::to_string(m_sent % m_options.cameras) + "\"";
+    }
+    data += R"(,"pad":")" + m_pad + "\"}";
     std::string frame = R"({"type":"event",)";
     if (!m_options.topic.empty()) frame += R"("topic":)" + json_quote(m_options.topic) + ",";
     frame += R"("data":)" + data + "}";
@@ -288,7 +339,7 @@ class Engine final : public WsHandler {
   bool received_all() const {
     // received_alive before alive (see LoadtestShard::subscriber_lost).
     const std::uint64_t received = m_tally.received_alive;
-    return received >= m_report.published * m_tally.alive;
+    return received >= expected_for_alive(m_report.published, m_tally.alive);
   }
 
   void finish_counts() {
@@ -303,7 +354,7 @@ class Engine final : public WsHandler {
       shard->merge_into(m_report.latency_us, m_report.connect_us, m_report.pings, m_report.received,
                         alive);
     }
-    m_report.expected = m_report.published * alive;
+    m_report.expected = expected_for_alive(m_report.published, alive);
     if (seconds > 0) m_report.delivered_per_s = static_cast<double>(m_report.received) / seconds;
   }
 
@@ -329,6 +380,7 @@ class Engine final : public WsHandler {
   std::vector<std::unique_ptr<LoadtestShard>> m_shards;  // after the loops: destroyed first
   std::vector<std::thread> m_workers;
   std::string m_pad;
+  std::vector<std::uint64_t> m_filters_per_camera;  // subscribers whose filter holds camera c
   LoadtestReport m_report;
   ProcSample m_before;
   Phase m_phase = Phase::connecting;
@@ -343,6 +395,23 @@ class Engine final : public WsHandler {
 };
 
 }  // namespace
+
+std::vector<std::size_t> loadtest_camera_set(std::size_t index, std::size_t cameras,
+                                             std::size_t count) {
+  std::vector<std::size_t> set;
+  if (cameras == 0) return set;
+  count = std::min(count, cameras);
+  // The first camera walks all cameras, the stride changes with every round of them.
+  const std::size_t stride = cameras > 1 ? 1 + (index / cameras) % (cameras - 1) : 1;
+  for (std::size_t m = 0; set.size() < count; ++m) {
+    std::size_t c = (index % cameras + m * stride) % cameras;
+    // The stride came back to a taken camera: the next free one (there is one: count <= cameras).
+    while (std::find(set.begin(), set.end(), c) != set.end()) c = (c + 1) % cameras;
+    set.push_back(c);
+  }
+  std::sort(set.begin(), set.end());
+  return set;
+}
 
 LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop) {
   Engine engine(options, loop);

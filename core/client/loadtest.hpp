@@ -28,6 +28,12 @@ struct LoadtestOptions {
   std::size_t size = 1024;  // approximate bytes of each event's data
   double ramp = 0;          // connections per second; 0: all at once
   std::string topic;
+  // Events carry "camera_id":"cam-<seq mod cameras>" (0: no camera_id).
+  std::size_t cameras = 0;
+  // Each subscriber subscribes with where=camera_id in <this many of the cameras>, a different
+  // set for each while there are enough (0: unfiltered); needs cameras >= it. Expected counts
+  // follow the filters.
+  std::size_t where_cameras = 0;
   std::size_t window = 1000;    // unacked events in flight when rate is 0
   std::size_t threads = 1;      // subscribers are spread over this many client loops and threads
   std::int64_t server_pid = 0;  // read RSS/CPU from /proc when set, else from /api/health
@@ -64,6 +70,11 @@ struct LoadtestReport {
 };
 
 LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop);
+
+// The cameras subscriber `index` filters on with where_cameras = `count` of `cameras`: distinct,
+// sorted, and a different set for each index below cameras x (cameras - 1) when count is 2.
+std::vector<std::size_t> loadtest_camera_set(std::size_t index, std::size_t cameras,
+                                             std::size_t count);
 
 // Service-level objectives: "p99<100ms,loss=0,connected=100%,max<1s,rss_per_client<10KiB".
 struct SloCheck {

@@ -195,6 +195,13 @@ std::string report_json(const LoadtestReport& r, const std::vector<SloResult>& s
       const auto share = r.server_delivered_within(seconds);
       delivery[name] = share ? ordered_json(*share) : ordered_json();
     }
+    // The whole histogram over the run: [upper bound in seconds (null: +Inf), cumulative count].
+    ordered_json buckets = ordered_json::array();
+    for (const auto& bucket : r.server_delivery) {
+      buckets.push_back({std::isinf(bucket.le) ? ordered_json() : ordered_json(bucket.le),
+                         static_cast<std::uint64_t>(bucket.count)});
+    }
+    delivery["buckets"] = std::move(buckets);
     out["server_delivery"] = delivery;
   }
   if (!r.error.empty()) out["error"] = r.error;

@@ -158,6 +158,24 @@ class LoadtestTest(ClientTestCase):
                                              reason="client closed (1000)")) == CLIENTS,
             RECV_TIMEOUT, what=f"{CLIENTS} normal closes")
 
+    async def test_camera_filters_count_only_matching_events(self):
+        code, out, err = self.loadtest("--clients", "12", "--duration", "2s", "--rate", "50",
+                                       "--cameras", "5", "--where-cameras", "2", "--json",
+                                       "--slo", RELAXED_SLO)
+        self.assertEqual(code, 0, out + err)
+        report = json.loads(out)
+        published = report["published"]
+        self.assertGreater(published, 0)
+        # Each subscriber's server-side filter holds 2 of the 5 cameras the events go round.
+        self.assertEqual(report["received"], report["expected"])
+        self.assertEqual(report["lost"], 0)
+        self.assertLess(abs(report["expected"] - published * 12 * 2 / 5), 12 * 2)
+        code, _, err = self.loadtest("--cameras", "2", "--where-cameras", "3")
+        self.assertEqual(code, 2)
+        self.assertEqual(err.strip(),
+                         "evstream: error: --where-cameras 3 needs at least that many --cameras "
+                         "(have 2)")
+
     async def test_unreachable_and_usage_errors(self):
         url = f"ws://127.0.0.1:{free_port()}"
         started = time.monotonic()

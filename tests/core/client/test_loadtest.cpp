@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "core/client/loadtest.hpp"
 #include "core/util/error.hpp"
 
@@ -65,4 +67,25 @@ TEST_CASE("loadtest::evaluate_slo") {
     CHECK(json.find(R"("pass":false)") != std::string::npos);
     CHECK(report_table(report, results).find("FAIL") != std::string::npos);
   }
+}
+
+TEST_CASE("loadtest::loadtest_camera_set") {
+  std::set<std::vector<std::size_t>> seen;
+  for (std::size_t j = 0; j < 1000; ++j) {
+    const auto set = loadtest_camera_set(j, 100, 2);
+    REQUIRE(set.size() == 2);
+    CHECK(set[0] < set[1]);
+    CHECK(set[1] < 100);
+    seen.insert(set);
+  }
+  CHECK(seen.size() == 1000);  // a different pair for each of the benchmark's subscribers
+  for (std::size_t count = 1; count <= 6; ++count) {
+    for (std::size_t j = 0; j < 40; ++j) {
+      const auto set = loadtest_camera_set(j, 6, count);
+      CHECK(set.size() == count);
+      CHECK(std::set<std::size_t>(set.begin(), set.end()).size() == count);
+    }
+  }
+  CHECK(loadtest_camera_set(3, 0, 2).empty());
+  CHECK(loadtest_camera_set(3, 1, 2) == std::vector<std::size_t>{0});
 }
