@@ -17,6 +17,10 @@ struct lws_context;
 
 namespace evstream {
 
+// lws' client TLS flags (LCCSCF_*) for a URL: none for ws://, TLS for wss:// and https://;
+// EVSTREAM_INSECURE also accepts self-signed, expired and mismatched certificates.
+int client_tls_flags(bool tls);
+
 class ClientLoop {
  public:
   // `max_connections` sizes lws' fd table (it would otherwise follow ulimit -n).
