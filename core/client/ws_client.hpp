@@ -23,7 +23,7 @@ int client_tls_flags(bool tls);
 
 class ClientLoop {
  public:
-  // `max_connections` sizes lws' fd table (it would otherwise follow ulimit -n).
+  // `max_connections` sizes lws' fd table when it is small (else the table follows ulimit -n).
   explicit ClientLoop(std::size_t max_connections = 64);
   ~ClientLoop();
   ClientLoop(const ClientLoop&) = delete;
