@@ -21,15 +21,29 @@ namespace evstream {
 // EVSTREAM_INSECURE also accepts self-signed, expired and mismatched certificates.
 int client_tls_flags(bool tls);
 
+struct ClientLoopOptions {
+  // Sizes lws' fd table when it is small; with more, the table follows ulimit -n.
+  std::size_t max_connections = 64;
+  // The most lws reads from a socket at once (its per-thread buffer; 0: 4 KiB). A raw connection
+  // gets what one read returns, so a receiver that may fall behind wants more.
+  std::size_t read_size = 0;
+  // Wait with libev's epoll instead of lws' poll(), which looks at every socket on each wake-up:
+  // with many connections and few ready at a time, that look costs more than the reads. Needs
+  // lws' libev plugin; without it the loop uses poll() (see uses_epoll()).
+  bool epoll = false;
+};
+
 class ClientLoop {
  public:
-  // `max_connections` sizes lws' fd table when it is small (else the table follows ulimit -n).
-  explicit ClientLoop(std::size_t max_connections = 64);
+  explicit ClientLoop(std::size_t max_connections = 64)
+      : ClientLoop(ClientLoopOptions{max_connections}) {}
+  explicit ClientLoop(const ClientLoopOptions& options);
   ~ClientLoop();
   ClientLoop(const ClientLoop&) = delete;
   ClientLoop& operator=(const ClientLoop&) = delete;
 
   lws_context* context() const { return m_context; }
+  bool uses_epoll() const;
   // Services the loop until stop() was called or `done()` returns true (checked after every
   // event, timer and wake-up).
   void run(const std::function<bool()>& done);
