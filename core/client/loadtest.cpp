@@ -142,7 +142,7 @@ class Engine final : public WsHandler {
           if (m_options.rate == 0 && m_phase == Phase::publishing) send_due();
         };
       } else {
-        m_worker_loops.push_back(std::make_unique<ClientLoop>(clients + 8));
+        m_worker_loops.push_back(std::make_unique<ClientLoop>(loadtest_loop_options(clients)));
         loop = m_worker_loops.back().get();
       }
       m_shards.push_back(std::make_unique<LoadtestShard>(*loop, m_tally, urls, first, clients, ramp,
@@ -343,6 +343,10 @@ class Engine final : public WsHandler {
 };
 
 }  // namespace
+
+ClientLoopOptions loadtest_loop_options(std::size_t clients) {
+  return ClientLoopOptions{.max_connections = clients + 8, .read_size = 64 * 1024, .epoll = true};
+}
 
 LoadtestReport run_loadtest(const LoadtestOptions& options, ClientLoop& loop) {
   Engine engine(options, loop);

@@ -22,6 +22,19 @@ std::int64_t steady_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Where the publish time starts in an event, or npos. The marker is found by its '{' (one memchr
+// over the envelope, whose members hold none), with the full search for an envelope that does.
+std::size_t time_at(std::string_view text) {
+  constexpr std::size_t kBrace = 7;  // `"data":` before the '{'
+  const auto brace = text.find('{', 1);
+  if (brace != std::string_view::npos && brace >= kBrace &&
+      text.substr(brace - kBrace).starts_with(kTimeMarker)) {
+    return brace - kBrace + kTimeMarker.size();
+  }
+  const auto marker = text.find(kTimeMarker);
+  return marker == std::string_view::npos ? marker : marker + kTimeMarker.size();
+}
+
 }  // namespace
 
 // Receives through a RawWsConnection: at 200k messages/s lws' WebSocket client (a per-byte
@@ -40,14 +53,14 @@ class LoadtestSubscriber final : public RawWsHandler {
   bool alive() const { return ready && !lost; }
 
   void on_message(RawWsConnection& connection, std::string_view text) override {
-    const auto marker = text.find(kTimeMarker);
-    if (marker != std::string_view::npos && text.starts_with(R"({"type":"event")")) {
+    if (text.starts_with(R"({"type":"event")")) {
+      const auto time = time_at(text);
+      if (time == std::string_view::npos) return;
       // from_chars, not strtoll: the view is not NUL-terminated (it lies in lws' read buffer).
-      const char* start = text.data() + marker + kTimeMarker.size();
       std::int64_t sent_us = 0;
-      std::from_chars(start, text.data() + text.size(), sent_us);
+      std::from_chars(text.data() + time, text.data() + text.size(), sent_us);
       ++received;
-      m_shard.event_received(steady_us() - sent_us);
+      m_shard.event_received(sent_us);
       return;
     }
     if (!text.starts_with(R"({"type":"ping")")) return;
@@ -60,7 +73,10 @@ class LoadtestSubscriber final : public RawWsHandler {
     connection.send_text(R"({"type":"pong"})");
   }
 
+  void on_read_end(RawWsConnection&) override { m_shard.flush_events(); }
+
   void on_closed(RawWsConnection&, const std::string&) override {
+    m_shard.flush_events();  // before subscriber_lost takes this subscriber's count back
     if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
     lost = true;
     m_shard.subscriber_lost(ready, received);
@@ -171,13 +187,23 @@ void LoadtestShard::subscriber_lost(bool was_ready, std::uint64_t received) {
   }
 }
 
-void LoadtestShard::event_received(std::int64_t latency_us) {
+void LoadtestShard::event_received(std::int64_t sent_us) {
+  // Every message of one socket read arrived at the same moment: one clock read per read.
+  if (m_read_us == 0) m_read_us = steady_us();
+  m_pending_latency_us.push_back(m_read_us - sent_us);
+}
+
+void LoadtestShard::flush_events() {
+  m_read_us = 0;
+  if (m_pending_latency_us.empty()) return;
   {
     std::lock_guard lock(m_latency_mutex);
-    m_latency_us.record(latency_us);
+    for (const std::int64_t latency : m_pending_latency_us) m_latency_us.record(latency);
   }
-  ++m_tally.received;
-  ++m_tally.received_alive;
+  const std::size_t count = m_pending_latency_us.size();
+  m_pending_latency_us.clear();
+  m_tally.received += count;
+  m_tally.received_alive += count;
   if (m_on_event) m_on_event();
 }
 

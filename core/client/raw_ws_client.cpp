@@ -134,7 +134,9 @@ int RawWsConnection::on_receive(std::string_view bytes) {
         break;  // the rest of the read is frames already
     }
   }
-  return on_frames(bytes);
+  const int result = on_frames(bytes);
+  m_handler.on_read_end(*this);
+  return result;
 }
 
 int RawWsConnection::on_frames(std::string_view bytes) {

@@ -24,6 +24,8 @@ class RawWsHandler {
   virtual void on_open(RawWsConnection&) {}
   // One whole text or binary message; the view is valid during the call only.
   virtual void on_message(RawWsConnection& connection, std::string_view message) = 0;
+  // After the messages of one socket read were delivered: for work done once per read.
+  virtual void on_read_end(RawWsConnection&) {}
   // The connection ended or never opened, once per connect(); `reason` says why in one phrase.
   virtual void on_closed(RawWsConnection&, const std::string& reason) { (void)reason; }
 };
