@@ -37,58 +37,84 @@ std::size_t time_at(std::string_view text) {
 
 }  // namespace
 
-// Receives through a RawWsConnection: at 200k messages/s lws' WebSocket client (a per-byte
+// Receives ws:// through a RawWsConnection: at 200k messages/s lws' WebSocket client (a per-byte
 // parser) would cost more CPU than the server being measured, and a load generator must be the
-// lightest thing in the room.
-class LoadtestSubscriber final : public RawWsHandler {
+// lightest thing in the room. wss:// keeps lws' WebSocket client: lws 4.1 cannot open a raw
+// client connection over TLS (it starts TLS before the socket has connected).
+class LoadtestSubscriber final : public RawWsHandler, public WsHandler {
  public:
-  LoadtestSubscriber(LoadtestShard& shard, ClientLoop& loop)
-      : m_shard(shard), m_connection(loop, *this) {}
+  LoadtestSubscriber(LoadtestShard& shard, ClientLoop& loop) : m_shard(shard), m_loop(loop) {}
   void start(const WsUrl& url) {
     m_started_us = steady_us();
-    m_connection.connect(url);
+    if (url.tls) {
+      m_tls = std::make_unique<WsConnection>(m_loop, *this);
+      m_tls->connect(url);
+    } else {
+      m_raw = std::make_unique<RawWsConnection>(m_loop, *this);
+      m_raw->connect(url);
+    }
   }
-  void close() { m_connection.close(); }
-  bool connected() const { return m_connection.is_active(); }
+  void close() {
+    if (m_raw) m_raw->close();
+    if (m_tls) m_tls->close();
+  }
+  bool connected() const {
+    return m_raw ? m_raw->is_active() : m_tls && (m_tls->is_open() || m_tls->is_connecting());
+  }
   bool alive() const { return ready && !lost; }
 
   void on_message(RawWsConnection& connection, std::string_view text) override {
-    if (text.starts_with(R"({"type":"event")")) {
-      const auto time = time_at(text);
-      if (time == std::string_view::npos) return;
-      // from_chars, not strtoll: the view is not NUL-terminated (it lies in lws' read buffer).
-      std::int64_t sent_us = 0;
-      std::from_chars(text.data() + time, text.data() + text.size(), sent_us);
-      ++received;
-      m_shard.event_received(sent_us);
-      return;
-    }
-    if (!text.starts_with(R"({"type":"ping")")) return;
-    if (!ready) {
-      ready = true;
-      m_shard.subscriber_ready(steady_us() - m_started_us);
-    } else {
-      m_shard.ping_received();
-    }
-    connection.send_text(R"({"type":"pong"})");
+    if (receive(text)) connection.send_text(kPong);
   }
-
   void on_read_end(RawWsConnection&) override { m_shard.flush_events(); }
+  void on_closed(RawWsConnection&, const std::string&) override { closed(); }
 
-  void on_closed(RawWsConnection&, const std::string&) override {
-    m_shard.flush_events();  // before subscriber_lost takes this subscriber's count back
-    if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
-    lost = true;
-    m_shard.subscriber_lost(ready, received);
+  void on_message(WsConnection& connection, std::string_view text) override {
+    if (receive(text)) connection.send(std::string(kPong));
+    m_shard.flush_events();  // lws' client hands over one message per callback
   }
+  void on_closed(WsConnection&, const std::string&) override { closed(); }
 
   bool ready = false;
   bool lost = false;
   std::uint64_t received = 0;
 
  private:
+  static constexpr std::string_view kPong = R"({"type":"pong"})";
+
+  // Counts an event, or takes a ping (the first marks the subscriber ready); true: answer pong.
+  bool receive(std::string_view text) {
+    if (text.starts_with(R"({"type":"event")")) {
+      const auto time = time_at(text);
+      if (time == std::string_view::npos) return false;
+      // from_chars, not strtoll: the view is not NUL-terminated (it lies in lws' read buffer).
+      std::int64_t sent_us = 0;
+      std::from_chars(text.data() + time, text.data() + text.size(), sent_us);
+      ++received;
+      m_shard.event_received(sent_us);
+      return false;
+    }
+    if (!text.starts_with(R"({"type":"ping")")) return false;
+    if (!ready) {
+      ready = true;
+      m_shard.subscriber_ready(steady_us() - m_started_us);
+    } else {
+      m_shard.ping_received();
+    }
+    return true;
+  }
+
+  void closed() {
+    m_shard.flush_events();  // before subscriber_lost takes this subscriber's count back
+    if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
+    lost = true;
+    m_shard.subscriber_lost(ready, received);
+  }
+
   LoadtestShard& m_shard;
-  RawWsConnection m_connection;
+  ClientLoop& m_loop;
+  std::unique_ptr<RawWsConnection> m_raw;  // ws://
+  std::unique_ptr<WsConnection> m_tls;     // wss://
   std::int64_t m_started_us = 0;
 };
 
