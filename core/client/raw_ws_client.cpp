@@ -33,6 +33,11 @@ RawWsConnection::~RawWsConnection() {
 
 void RawWsConnection::connect(const WsUrl& url) {
   m_phase = Phase::connecting;
+  if (url.tls) {
+    // lws 4.1 starts TLS on a RAW client connection before its socket has connected, which fails.
+    on_socket_closed("a raw connection cannot use TLS: " + url.to_string());
+    return;
+  }
   m_reader = WsFrameReader();
   m_out.resize(LWS_PRE);
   m_close_sent = m_close_received = m_hang_up_after_write = m_refused_auth = false;
@@ -49,14 +54,12 @@ void RawWsConnection::connect(const WsUrl& url) {
   info.address = url.host.c_str();
   info.port = url.port;
   info.path = "";
-  info.host = url.host.c_str();  // for TLS: SNI and the certificate's name
+  info.host = url.host.c_str();
   info.origin = url.host.c_str();
-  info.method = "RAW";     // lws connects and hands us the bytes; the HTTP upgrade is ours
-  info.alpn = "http/1.1";  // an upgrade needs HTTP/1.1, never h2
+  info.method = "RAW";  // lws connects and hands us the bytes; the HTTP upgrade is ours
   info.local_protocol_name = "evstream-client";
   info.userdata = this;
   info.pwsi = &m_wsi;
-  info.ssl_connection = client_tls_flags(url.tls);
   if (lws_client_connect_via_info(&info) == nullptr) {
     // lws may have reported the failure through CLIENT_CONNECTION_ERROR already.
     on_socket_closed("cannot connect to " + url.to_string());
@@ -80,10 +83,7 @@ void RawWsConnection::close(std::uint16_t code) {
 
 int RawWsConnection::on_event(lws* wsi, int reason, void* in, std::size_t len) {
   switch (reason) {
-    // Without TLS lws reports a raw client connected with RAW_CONNECTED; over TLS, once the TLS
-    // handshake is done, with RAW_ADOPT (lws 4.1 lws_generate_client_handshake()).
     case LWS_CALLBACK_RAW_CONNECTED:
-    case LWS_CALLBACK_RAW_ADOPT:
       return on_connected(wsi);
     case LWS_CALLBACK_RAW_RX:
       return on_receive({static_cast<const char*>(in), len});

@@ -1,10 +1,11 @@
 #pragma once
 // A WebSocket client connection whose bytes lws hands over raw: a "RAW" method client on a
-// ClientLoop, so lws still connects (TCP, TLS for wss://) and runs the event loop, while the
-// upgrade handshake and the frames are ours (wire/ws_handshake, wire/ws_frame_reader). Messages
-// arrive in bulk, as views of what was read, instead of through lws' WebSocket client, which walks
-// every payload byte through a state machine (warmcat/libwebsockets#3394). For receivers that must
-// cost less than the server they measure: loadtest's subscribers. Loop thread only.
+// ClientLoop, so lws still connects and runs the event loop, while the upgrade handshake and the
+// frames are ours (wire/ws_handshake, wire/ws_frame_reader). Messages arrive in bulk, as views of
+// what was read, instead of through lws' WebSocket client, which walks every payload byte through
+// a state machine (warmcat/libwebsockets#3394). For receivers that must cost less than the server
+// they measure: loadtest's subscribers. ws:// only (lws 4.1 cannot run a raw client over TLS;
+// WsConnection serves wss://). Loop thread only.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,8 +38,8 @@ class RawWsConnection final : public ClientEndpoint {
   RawWsConnection(const RawWsConnection&) = delete;
   RawWsConnection& operator=(const RawWsConnection&) = delete;
 
-  // Starts connecting to `url` (path and query included); the outcome arrives as on_open or
-  // on_closed. Any previous connection must have closed.
+  // Starts connecting to `url` (path and query included; ws:// only); the outcome arrives as
+  // on_open or on_closed. Any previous connection must have closed.
   void connect(const WsUrl& url);
   // Queues a text message, masked, for the next writable round (ignored unless open).
   void send_text(std::string_view text);

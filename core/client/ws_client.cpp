@@ -40,7 +40,6 @@ int client_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_RAW_CONNECTED:  // RawWsConnection (raw_ws_client.hpp)
-    case LWS_CALLBACK_RAW_ADOPT:
     case LWS_CALLBACK_RAW_RX:
     case LWS_CALLBACK_RAW_WRITEABLE:
     case LWS_CALLBACK_RAW_CLOSE:
@@ -53,9 +52,8 @@ int client_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
   }
 }
 
-}  // namespace
-
-int client_tls_flags(bool tls) {
+// TLS for wss:// and https://; EVSTREAM_INSECURE accepts self-signed and mismatched certificates.
+int tls_flags(bool tls) {
   if (!tls) return 0;
   int flags = LCCSCF_USE_SSL;
   if (std::getenv("EVSTREAM_INSECURE") != nullptr) {
@@ -64,8 +62,6 @@ int client_tls_flags(bool tls) {
   }
   return flags;
 }
-
-namespace {
 
 const lws_protocols kProtocols[] = {
     {"evstream-client", client_callback, 0, kRxBufferSize, 0, nullptr, 0},
@@ -266,7 +262,7 @@ void WsConnection::connect(const WsUrl& url) {
   info.local_protocol_name = "evstream-client";
   info.userdata = this;
   info.pwsi = &m_wsi;
-  info.ssl_connection = client_tls_flags(url.tls);
+  info.ssl_connection = tls_flags(url.tls);
   if (lws_client_connect_via_info(&info) == nullptr) {
     m_wsi = nullptr;
     m_handler.on_closed(*this, "cannot connect to " + url.to_string());
@@ -400,7 +396,7 @@ void HttpGet::start(const WsUrl& server, const std::string& path_and_query) {
   info.local_protocol_name = "evstream-client";
   info.userdata = this;
   info.pwsi = &m_wsi;
-  info.ssl_connection = client_tls_flags(server.tls);
+  info.ssl_connection = tls_flags(server.tls);
   if (lws_client_connect_via_info(&info) == nullptr) {
     m_wsi = nullptr;
     finish("cannot connect to " + server.host + ":" + std::to_string(server.port));

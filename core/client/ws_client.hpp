@@ -17,10 +17,6 @@ struct lws_context;
 
 namespace evstream {
 
-// lws' client TLS flags (LCCSCF_*) for a URL: none for ws://, TLS for wss:// and https://;
-// EVSTREAM_INSECURE also accepts self-signed, expired and mismatched certificates.
-int client_tls_flags(bool tls);
-
 struct ClientLoopOptions {
   // Sizes lws' fd table when it is small; with more, the table follows ulimit -n.
   std::size_t max_connections = 64;

@@ -1,17 +1,19 @@
 """evstream loadtest against a real server, scaled down in time: a passing run (PASS table, exit
 0), an impossible SLO (exit 1), the --json report's fields and their consistency, server CPU with
 --server-pid, the exit statuses for an unreachable server and bad options, and the subscribers'
-raw receive path read through a relay that fragments, interleaves pings and cuts frames."""
+raw receive path read through a relay that fragments, interleaves pings and cuts frames, and wss://
+subscribers (lws' client)."""
 import asyncio
 import json
 import os
 import random
 import re
 import socket
+import subprocess
 import time
 import unittest
 
-from evtest import HOST, RECV_TIMEOUT, ClientTestCase, async_wait_for, free_port
+from evtest import HOST, RECV_TIMEOUT, ClientTestCase, ServerProcess, async_wait_for, free_port
 
 CLIENTS = 20
 RATE = 20
@@ -295,7 +297,8 @@ class LoadtestTest(ClientTestCase):
 
 class RawReceiveTest(ClientTestCase):
     """The subscribers' own upgrade and frame reader (not lws' WebSocket client) on a stream a
-    relay made hard: fragments, pings between them, frames cut anywhere, 16- and 64-bit lengths."""
+    relay made hard: fragments, pings between them, frames cut anywhere, 16- and 64-bit lengths;
+    and wss://, where the subscribers keep lws' client."""
 
     async def asyncSetUp(self):
         await super().asyncSetUp()
@@ -335,6 +338,25 @@ class RawReceiveTest(ClientTestCase):
                     self.assertIn((0x1, True, b'{"type":"pong"}'), frames)  # the JSON pings
                     # The end: a normal close, nothing after it.
                     self.assertEqual(frames[-1], (0x8, True, (1000).to_bytes(2, "big")))
+
+    async def test_wss_subscribers_use_lws_client(self):
+        # lws 4.1 cannot run a raw client connection over TLS: wss:// keeps lws' WebSocket client.
+        cert, key = (os.path.join(self.tmpdir, name) for name in ("cert.pem", "key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        server = ServerProcess(self.tmpdir, ["--cert", cert, "--key", key], name="tls")
+        self.servers.append(server)
+        server.start()
+        self.assertTrue(server.url.startswith("wss://"))
+        clients = 5
+        code, out, err = self.cli("loadtest", "--url", server.url, "--clients", str(clients),
+                                  "--duration", "1s", "--rate", "10", "--json", "--slo",
+                                  RELAXED_SLO, env={"EVSTREAM_INSECURE": "1"}, timeout=60)
+        report = json.loads(out)
+        self.assertEqual(code, 0, (report, err))
+        self.assertEqual((report["connected"], report["lost"]), (clients, 0))
+        self.assertEqual(report["received"], report["published"] * clients)
 
 
 if __name__ == "__main__":
