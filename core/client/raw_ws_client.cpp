@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 
 #include <array>
+#include <exception>
 
 #include "core/wire/ws_client_frame.hpp"
 
@@ -40,14 +41,14 @@ void RawWsConnection::connect(const WsUrl& url) {
   }
   m_reader = WsFrameReader();
   m_out.resize(LWS_PRE);
-  m_close_sent = m_close_received = m_hang_up_after_write = m_refused_auth = false;
+  m_close_sent = m_hang_up_after_write = m_refused_auth = false;
   m_reason.clear();
   std::array<unsigned char, 16> nonce{};
   lws_get_random(m_loop.context(), nonce.data(), nonce.size());
-  m_key = websocket_key(nonce);
-  m_response.emplace(websocket_accept(m_key));
+  const std::string key = websocket_key(nonce);
+  m_response.emplace(websocket_accept(key));
   m_request = upgrade_request(
-      {url.host, url.port, url.tls, url.path, m_key, "evstream-loadtest/" EVSTREAM_VERSION});
+      {url.host, url.port, url.tls, url.path, key, "evstream-loadtest/" EVSTREAM_VERSION});
 
   lws_client_connect_info info{};
   info.context = m_loop.context();
@@ -73,7 +74,7 @@ void RawWsConnection::send_text(std::string_view text) {
 void RawWsConnection::close(std::uint16_t code) {
   if (m_wsi == nullptr) return;
   if (m_phase == Phase::open) {
-    queue_close(code, {});
+    queue_close(code);
     m_phase = Phase::closing;
   } else if (m_phase == Phase::connecting || m_phase == Phase::upgrading) {
     m_reason = "closed";
@@ -82,24 +83,30 @@ void RawWsConnection::close(std::uint16_t code) {
 }
 
 int RawWsConnection::on_event(lws* wsi, int reason, void* in, std::size_t len) {
-  switch (reason) {
-    case LWS_CALLBACK_RAW_CONNECTED:
-      return on_connected(wsi);
-    case LWS_CALLBACK_RAW_RX:
-      return on_receive({static_cast<const char*>(in), len});
-    case LWS_CALLBACK_RAW_WRITEABLE:
-      return on_writeable();
-    case LWS_CALLBACK_RAW_CLOSE:
-      on_socket_closed(!m_reason.empty()             ? m_reason
-                       : m_close_sent                ? "closed"
-                       : m_phase == Phase::upgrading ? "connection closed during the upgrade"
-                                                     : "connection lost");
-      return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-      on_socket_closed(in != nullptr ? static_cast<const char*>(in) : "connection failed");
-      return 0;
-    default:
-      return 0;
+  try {
+    switch (reason) {
+      case LWS_CALLBACK_RAW_CONNECTED:
+        return on_connected(wsi);
+      case LWS_CALLBACK_RAW_RX:
+        return on_receive({static_cast<const char*>(in), len});
+      case LWS_CALLBACK_RAW_WRITEABLE:
+        return on_writeable();
+      case LWS_CALLBACK_RAW_CLOSE:
+        on_socket_closed(!m_reason.empty()             ? m_reason
+                         : m_close_sent                ? "closed"
+                         : m_phase == Phase::upgrading ? "connection closed during the upgrade"
+                                                       : "connection lost");
+        return 0;
+      case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        on_socket_closed(in != nullptr ? static_cast<const char*>(in) : "connection failed");
+        return 0;
+      default:
+        return 0;
+    }
+  } catch (const std::exception& e) {
+    // Nothing may throw through lws: this one connection ends, with the reason.
+    m_reason = std::string("internal error: ") + e.what();
+    return -1;
   }
 }
 
@@ -153,12 +160,11 @@ int RawWsConnection::on_frames(std::string_view bytes) {
       case WsFrameEvent::Kind::pong:
         break;  // we send no pings: an unsolicited pong is a heartbeat to ignore (RFC 6455 §5.5.3)
       case WsFrameEvent::Kind::close:
-        m_close_received = true;
         if (m_close_sent) return -1;  // the answer to ours: the handshake is complete
         m_reason = "server closed the connection (" + std::to_string(event->close_code) +
                    (event->payload.empty() ? "" : " " + std::string(event->payload)) + ")";
         // Echo the code, then let the server close the socket first (RFC 6455 §7.1.1).
-        queue_close(event->close_code, {});
+        queue_close(event->close_code);
         m_phase = Phase::closing;
         break;
       case WsFrameEvent::Kind::error:
@@ -203,8 +209,8 @@ void RawWsConnection::queue_frame(WsOpcode opcode, std::string_view payload) {
   lws_callback_on_writable(m_wsi);
 }
 
-void RawWsConnection::queue_close(std::uint16_t code, std::string_view reason) {
-  queue_frame(WsOpcode::close, close_payload(code, reason));
+void RawWsConnection::queue_close(std::uint16_t code) {
+  queue_frame(WsOpcode::close, close_payload(code));
   m_close_sent = true;
   if (m_wsi != nullptr) lws_set_timeout(m_wsi, PENDING_TIMEOUT_CLOSE_ACK, kCloseTimeoutS);
 }
@@ -212,7 +218,7 @@ void RawWsConnection::queue_close(std::uint16_t code, std::string_view reason) {
 // Failing the connection (RFC 6455 §7.1.7): a close frame with the code, then the socket.
 void RawWsConnection::fail(std::string why, std::uint16_t code) {
   m_reason = std::move(why);
-  queue_close(code, {});
+  queue_close(code);
   m_phase = Phase::closing;
   m_hang_up_after_write = true;
 }

@@ -63,20 +63,18 @@ class RawWsConnection final : public ClientEndpoint {
   int on_writeable();
   void on_socket_closed(std::string why);
   void queue_frame(WsOpcode opcode, std::string_view payload);
-  void queue_close(std::uint16_t code, std::string_view reason);
+  void queue_close(std::uint16_t code);
   void fail(std::string why, std::uint16_t code);
 
   ClientLoop& m_loop;
   RawWsHandler& m_handler;
   lws* m_wsi = nullptr;
   Phase m_phase = Phase::idle;
-  std::string m_key;                            // our Sec-WebSocket-Key
   std::optional<WsUpgradeResponse> m_response;  // while upgrading
   std::string m_request;                        // the upgrade request, until it is queued
   WsFrameReader m_reader;
   std::string m_out;  // LWS_PRE bytes of headroom, then the bytes for the next lws_write
   bool m_close_sent = false;
-  bool m_close_received = false;
   bool m_hang_up_after_write = false;  // failing the connection: close frame, then the socket
   bool m_refused_auth = false;
   std::string m_reason;  // why it ended, when we know better than "connection lost"
