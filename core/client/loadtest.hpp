@@ -15,7 +15,8 @@
 namespace evstream {
 
 // The client loop for `clients` of loadtest's subscribers (and the publisher, on the first):
-// epoll, and 64 KiB reads, so that a subscriber that fell behind catches up in few reads.
+// epoll, waking at most every 0.1 ms, and 64 KiB reads, so that a subscriber that fell behind
+// catches up in few reads.
 ClientLoopOptions loadtest_loop_options(std::size_t clients);
 
 struct LoadtestOptions {

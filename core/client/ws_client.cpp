@@ -129,6 +129,9 @@ ClientLoop::ClientLoop(const ClientLoopOptions& options) : m_state(std::make_uni
     // lws 4.1 drives libev through a plugin (package libwebsockets-evlib-ev); when it cannot be
     // loaded the context is not created, and the loop falls back to lws' poll().
     m_state->ev.reset(ev_loop_new(EVBACKEND_EPOLL));
+    if (m_state->ev && options.collect_us > 0) {
+      ev_set_io_collect_interval(m_state->ev.get(), static_cast<double>(options.collect_us) / 1e6);
+    }
     if (m_state->ev) {
       m_state->foreign_loop = m_state->ev.get();
       info.options |= LWS_SERVER_OPTION_LIBEV;
