@@ -31,7 +31,8 @@ ifeq ($(CI),true)
 endif
 
 # Everything the build, the tests and the benchmarks need, as Debian packages.
-PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev nlohmann-json3-dev \
+PACKAGES := build-essential cmake pkg-config libcli11-dev libwebsockets-dev libssl-dev libev-dev \
+            libwebsockets-evlib-ev nlohmann-json3-dev \
             libsqlite3-dev doctest-dev python3 python3-websockets gcovr clang-format groff-base zsh fish \
             nodejs node-ws jq systemd man-db nats-server libnats-dev
 

@@ -66,7 +66,12 @@ int run_loadtest_command(LoadtestFlags& flags) {
   raise_fd_limit(options.clients + 64);
 
   block_stop_signals();
-  ClientLoop loop(options.clients + 8);
+  ClientLoop loop(loadtest_loop_options(options.clients));
+  if (!loop.uses_epoll()) {
+    std::fprintf(stderr,
+                 "evstream: warning: libwebsockets' libev plugin is missing (Debian package "
+                 "libwebsockets-evlib-ev): loadtest waits with poll(), which costs more CPU\n");
+  }
   StopSignalWatcher signals([&loop](int) { loop.stop(); });
   if (options.read_token.empty()) options.read_token = options.token;  // --token also reads
   const LoadtestReport report = run_loadtest(options, loop);

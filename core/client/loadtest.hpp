@@ -7,13 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "core/client/ws_client.hpp"
 #include "core/util/histogram.hpp"
 #include "core/util/util.hpp"
 #include "core/wire/prom_text.hpp"
 
 namespace evstream {
 
-class ClientLoop;
+// The client loop for `clients` of loadtest's subscribers (and the publisher, on the first):
+// epoll, waking at most every 0.1 ms, and 64 KiB reads, so that a subscriber that fell behind
+// catches up in few reads.
+ClientLoopOptions loadtest_loop_options(std::size_t clients);
 
 struct LoadtestOptions {
   // The servers (ws://host:port; endpoints are added). Subscribers are spread over them round-robin

@@ -1,10 +1,11 @@
 #include "core/client/loadtest_shard.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
-#include <cstdlib>
 #include <string_view>
 
+#include "core/client/raw_ws_client.hpp"
 #include "core/client/ws_client.hpp"
 
 namespace evstream {
@@ -21,51 +22,99 @@ std::int64_t steady_us() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Where the publish time starts in an event, or npos. The marker is found by its '{' (one memchr
+// over the envelope, whose members hold none), with the full search for an envelope that does.
+std::size_t time_at(std::string_view text) {
+  constexpr std::size_t kBrace = 7;  // `"data":` before the '{'
+  const auto brace = text.find('{', 1);
+  if (brace != std::string_view::npos && brace >= kBrace &&
+      text.substr(brace - kBrace).starts_with(kTimeMarker)) {
+    return brace - kBrace + kTimeMarker.size();
+  }
+  const auto marker = text.find(kTimeMarker);
+  return marker == std::string_view::npos ? marker : marker + kTimeMarker.size();
+}
+
 }  // namespace
 
-class LoadtestSubscriber final : public WsHandler {
+// Receives ws:// through a RawWsConnection: at 200k messages/s lws' WebSocket client (a per-byte
+// parser) would cost more CPU than the server being measured, and a load generator must be the
+// lightest thing in the room. wss:// keeps lws' WebSocket client: lws 4.1 cannot open a raw
+// client connection over TLS (it starts TLS before the socket has connected).
+class LoadtestSubscriber final : public RawWsHandler, public WsHandler {
  public:
-  LoadtestSubscriber(LoadtestShard& shard, ClientLoop& loop)
-      : m_shard(shard), m_connection(loop, *this) {}
+  LoadtestSubscriber(LoadtestShard& shard, ClientLoop& loop) : m_shard(shard), m_loop(loop) {}
   void start(const WsUrl& url) {
     m_started_us = steady_us();
-    m_connection.connect(url);
+    if (url.tls) {
+      m_tls = std::make_unique<WsConnection>(m_loop, *this);
+      m_tls->connect(url);
+    } else {
+      m_raw = std::make_unique<RawWsConnection>(m_loop, *this);
+      m_raw->connect(url);
+    }
   }
-  void close() { m_connection.close(); }
-  bool connected() const { return m_connection.is_open() || m_connection.is_connecting(); }
+  void close() {
+    if (m_raw) m_raw->close();
+    if (m_tls) m_tls->close();
+  }
+  bool connected() const {
+    return m_raw ? m_raw->is_active() : m_tls && (m_tls->is_open() || m_tls->is_connecting());
+  }
   bool alive() const { return ready && !lost; }
 
-  void on_message(WsConnection& connection, std::string_view text) override {
-    const auto marker = text.find(kTimeMarker);
-    if (marker != std::string_view::npos && text.starts_with(R"({"type":"event")")) {
-      const char* start = text.data() + marker + kTimeMarker.size();
-      ++received;
-      m_shard.event_received(steady_us() - std::strtoll(start, nullptr, 10));
-      return;
-    }
-    if (!text.starts_with(R"({"type":"ping")")) return;
-    if (!ready) {
-      ready = true;
-      m_shard.subscriber_ready(steady_us() - m_started_us);
-    } else {
-      m_shard.ping_received();
-    }
-    connection.send(R"({"type":"pong"})");
+  void on_message(RawWsConnection& connection, std::string_view text) override {
+    if (receive(text)) connection.send_text(kPong);
   }
+  void on_read_end(RawWsConnection&) override { m_shard.flush_events(); }
+  void on_closed(RawWsConnection&, const std::string&) override { closed(); }
 
-  void on_closed(WsConnection&, const std::string&) override {
-    if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
-    lost = true;
-    m_shard.subscriber_lost(ready, received);
+  void on_message(WsConnection& connection, std::string_view text) override {
+    if (receive(text)) connection.send(std::string(kPong));
+    m_shard.flush_events();  // lws' client hands over one message per callback
   }
+  void on_closed(WsConnection&, const std::string&) override { closed(); }
 
   bool ready = false;
   bool lost = false;
   std::uint64_t received = 0;
 
  private:
+  static constexpr std::string_view kPong = R"({"type":"pong"})";
+
+  // Counts an event, or takes a ping (the first marks the subscriber ready); true: answer pong.
+  bool receive(std::string_view text) {
+    if (text.starts_with(R"({"type":"event")")) {
+      const auto time = time_at(text);
+      if (time == std::string_view::npos) return false;
+      // from_chars, not strtoll: the view is not NUL-terminated (it lies in lws' read buffer).
+      std::int64_t sent_us = 0;
+      std::from_chars(text.data() + time, text.data() + text.size(), sent_us);
+      ++received;
+      m_shard.event_received(sent_us);
+      return false;
+    }
+    if (!text.starts_with(R"({"type":"ping")")) return false;
+    if (!ready) {
+      ready = true;
+      m_shard.subscriber_ready(steady_us() - m_started_us);
+    } else {
+      m_shard.ping_received();
+    }
+    return true;
+  }
+
+  void closed() {
+    m_shard.flush_events();  // before subscriber_lost takes this subscriber's count back
+    if (lost || m_shard.closing()) return;  // our own close at the end is not a loss
+    lost = true;
+    m_shard.subscriber_lost(ready, received);
+  }
+
   LoadtestShard& m_shard;
-  WsConnection m_connection;
+  ClientLoop& m_loop;
+  std::unique_ptr<RawWsConnection> m_raw;  // ws://
+  std::unique_ptr<WsConnection> m_tls;     // wss://
   std::int64_t m_started_us = 0;
 };
 
@@ -164,13 +213,23 @@ void LoadtestShard::subscriber_lost(bool was_ready, std::uint64_t received) {
   }
 }
 
-void LoadtestShard::event_received(std::int64_t latency_us) {
+void LoadtestShard::event_received(std::int64_t sent_us) {
+  // Every message of one socket read arrived at the same moment: one clock read per read.
+  if (m_read_us == 0) m_read_us = steady_us();
+  m_pending_latency_us.push_back(m_read_us - sent_us);
+}
+
+void LoadtestShard::flush_events() {
+  m_read_us = 0;
+  if (m_pending_latency_us.empty()) return;
   {
     std::lock_guard lock(m_latency_mutex);
-    m_latency_us.record(latency_us);
+    for (const std::int64_t latency : m_pending_latency_us) m_latency_us.record(latency);
   }
-  ++m_tally.received;
-  ++m_tally.received_alive;
+  const std::size_t count = m_pending_latency_us.size();
+  m_pending_latency_us.clear();
+  m_tally.received += count;
+  m_tally.received_alive += count;
   if (m_on_event) m_on_event();
 }
 

@@ -1,5 +1,6 @@
 #include "core/client/ws_client.hpp"
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@ namespace {
 
 constexpr std::size_t kRxBufferSize = 64 * 1024;
 constexpr int kMaxWritesPerCallback = 32;
+constexpr std::size_t kSmallFdTable = 256;
 
 int client_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len) {
   if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
@@ -37,6 +39,10 @@ int client_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
     case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_RAW_CONNECTED:  // RawWsConnection (raw_ws_client.hpp)
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+    case LWS_CALLBACK_RAW_CLOSE:
       if (user != nullptr) {
         return static_cast<ClientEndpoint*>(user)->on_event(wsi, static_cast<int>(reason), in, len);
       }
@@ -72,14 +78,23 @@ struct TimerSul {
 };
 
 struct ClientLoop::Timer {
-  TimerSul sul{};
+  TimerSul sul{};         // under lws' poll() loop
+  ev_timer ev_watcher{};  // under libev (see ClientLoop::after)
   ClientLoop* loop = nullptr;
   TimerId id = 0;
   std::function<void()> fn;
 };
 
+struct EvLoopDeleter {
+  void operator()(struct ev_loop* loop) const { ev_loop_destroy(loop); }
+};
+
 struct ClientLoop::State {
   std::atomic<bool> stop{false};
+  // libev's epoll loop under lws, when asked for and lws' libev plugin loaded; else lws' poll().
+  // Destroyed after the lws context (~ClientLoop destroys that first).
+  std::unique_ptr<struct ev_loop, EvLoopDeleter> ev;
+  void* foreign_loop = nullptr;  // what lws_context_creation_info.foreign_loops points at
 };
 
 namespace {
@@ -87,9 +102,14 @@ void on_timer(lws_sorted_usec_list_t* sul) {
   auto* timer = reinterpret_cast<TimerSul*>(sul)->timer;
   timer->loop->fire(timer);
 }
+
+void on_ev_timer(struct ev_loop*, ev_timer* watcher, int) {
+  auto* timer = static_cast<ClientLoop::Timer*>(watcher->data);
+  timer->loop->fire(timer);
+}
 }  // namespace
 
-ClientLoop::ClientLoop(std::size_t max_connections) : m_state(std::make_unique<State>()) {
+ClientLoop::ClientLoop(const ClientLoopOptions& options) : m_state(std::make_unique<State>()) {
   lws_set_log_level(std::getenv("EVSTREAM_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
                     nullptr);
   lws_context_creation_info info{};
@@ -97,20 +117,57 @@ ClientLoop::ClientLoop(std::size_t max_connections) : m_state(std::make_unique<S
   info.protocols = kProtocols;
   info.user = this;
   info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  info.fd_limit_per_thread = static_cast<unsigned>(max_connections + 16);
-  m_context = lws_create_context(&info);
+  // A table sized below ulimit -n makes lws find a socket's connection by a linear scan of it
+  // (wsi_from_fd), once per socket event: fine for a few connections, a tenth of loadtest's CPU
+  // at 1,000. Beyond kSmallFdTable the table follows ulimit -n and the lookup is direct; its
+  // untouched pages cost no memory.
+  if (options.max_connections + 16 <= kSmallFdTable) {
+    info.fd_limit_per_thread = static_cast<unsigned>(options.max_connections + 16);
+  }
+  info.pt_serv_buf_size = static_cast<unsigned>(options.read_size);  // 0: lws' default
+  if (options.epoll) {
+    // lws 4.1 drives libev through a plugin (package libwebsockets-evlib-ev); when it cannot be
+    // loaded the context is not created, and the loop falls back to lws' poll().
+    m_state->ev.reset(ev_loop_new(EVBACKEND_EPOLL));
+    if (m_state->ev && options.collect_us > 0) {
+      ev_set_io_collect_interval(m_state->ev.get(), static_cast<double>(options.collect_us) / 1e6);
+    }
+    if (m_state->ev) {
+      m_state->foreign_loop = m_state->ev.get();
+      info.options |= LWS_SERVER_OPTION_LIBEV;
+      info.foreign_loops = &m_state->foreign_loop;
+      m_context = lws_create_context(&info);
+      if (m_context == nullptr) {
+        m_state->ev.reset();
+        info.options &= ~static_cast<std::uint64_t>(LWS_SERVER_OPTION_LIBEV);
+        info.foreign_loops = nullptr;
+      }
+    }
+  }
+  if (m_context == nullptr) m_context = lws_create_context(&info);
   if (m_context == nullptr) throw Error("cannot create the WebSocket client context");
 }
 
+bool ClientLoop::uses_epoll() const {
+  return m_state->ev != nullptr;
+}
+
 ClientLoop::~ClientLoop() {
-  for (auto& timer : m_timers) lws_sul_cancel(&timer->sul.sul);
+  for (auto& timer : m_timers) {
+    lws_sul_cancel(&timer->sul.sul);
+    if (m_state->ev) ev_timer_stop(m_state->ev.get(), &timer->ev_watcher);
+  }
   m_timers.clear();
   lws_context_destroy(m_context);
 }
 
 void ClientLoop::run(const std::function<bool()>& done) {
   while (!m_state->stop.load() && !done()) {
-    if (lws_service(m_context, 0) < 0) break;
+    if (m_state->ev) {
+      ev_run(m_state->ev.get(), EVRUN_ONCE);  // one wait and what it found ready
+    } else if (lws_service(m_context, 0) < 0) {
+      break;
+    }
   }
 }
 
@@ -137,7 +194,18 @@ ClientLoop::TimerId ClientLoop::after(std::int64_t delay_us, std::function<void(
   timer->loop = this;
   timer->id = m_next_timer++;
   timer->fn = std::move(fn);
-  lws_sul_schedule(m_context, 0, &timer->sul.sul, on_timer, std::max<std::int64_t>(delay_us, 1));
+  if (m_state->ev) {
+    // Our own libev timer, not an lws sul: under libev, lws 4.1 keeps one timer armed for its
+    // earliest sul and cannot move it earlier while it runs, so a sul due sooner than that (our
+    // 20 ms ticks behind its 5 s timeouts) would wait for it.
+    ev_now_update(m_state->ev.get());  // the loop's clock is as old as its last wake-up
+    ev_timer_init(&timer->ev_watcher, on_ev_timer,
+                  static_cast<double>(std::max<std::int64_t>(delay_us, 1)) / 1e6, 0.0);
+    timer->ev_watcher.data = timer.get();
+    ev_timer_start(m_state->ev.get(), &timer->ev_watcher);
+  } else {
+    lws_sul_schedule(m_context, 0, &timer->sul.sul, on_timer, std::max<std::int64_t>(delay_us, 1));
+  }
   const TimerId id = timer->id;
   m_timers.push_back(std::move(timer));
   return id;
@@ -148,6 +216,7 @@ void ClientLoop::cancel_timer(TimerId id) {
                          [id](const auto& timer) { return timer->id == id; });
   if (it == m_timers.end()) return;
   lws_sul_cancel(&(*it)->sul.sul);
+  if (m_state->ev) ev_timer_stop(m_state->ev.get(), &(*it)->ev_watcher);
   m_timers.erase(it);
 }
 
@@ -159,8 +228,9 @@ void ClientLoop::fire(Timer* timer) {
   m_timers.erase(it);
   owned->fn();
   // lws runs ripe timers and then polls within the same lws_service() call, so without a wake-up
-  // run() would not re-check its exit condition until the next network event.
-  lws_cancel_service(m_context);
+  // run() would not re-check its exit condition until the next network event. (ev_run with
+  // EVRUN_ONCE returns after the callbacks of its wake-up anyway.)
+  if (!m_state->ev) lws_cancel_service(m_context);
 }
 
 WsConnection::WsConnection(ClientLoop& loop, WsHandler& handler)

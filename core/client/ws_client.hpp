@@ -17,15 +17,33 @@ struct lws_context;
 
 namespace evstream {
 
+struct ClientLoopOptions {
+  // Sizes lws' fd table when it is small; with more, the table follows ulimit -n.
+  std::size_t max_connections = 64;
+  // The most lws reads from a socket at once (its per-thread buffer; 0: 4 KiB). A raw connection
+  // gets what one read returns, so a receiver that may fall behind wants more.
+  std::size_t read_size = 0;
+  // Wait with libev's epoll instead of lws' poll(), which looks at every socket on each wake-up:
+  // with many connections and few ready at a time, that look costs more than the reads. Needs
+  // lws' libev plugin; without it the loop uses poll() (see uses_epoll()).
+  bool epoll = false;
+  // Under epoll: the loop looks at its sockets at most once per this many microseconds, taking
+  // what became ready meanwhile in one go (libev's io collect interval). Fewer wake-ups, each
+  // doing more, for up to this much added delay.
+  std::int64_t collect_us = 0;
+};
+
 class ClientLoop {
  public:
-  // `max_connections` sizes lws' fd table (it would otherwise follow ulimit -n).
-  explicit ClientLoop(std::size_t max_connections = 64);
+  explicit ClientLoop(std::size_t max_connections = 64)
+      : ClientLoop(ClientLoopOptions{max_connections}) {}
+  explicit ClientLoop(const ClientLoopOptions& options);
   ~ClientLoop();
   ClientLoop(const ClientLoop&) = delete;
   ClientLoop& operator=(const ClientLoop&) = delete;
 
   lws_context* context() const { return m_context; }
+  bool uses_epoll() const;
   // Services the loop until stop() was called or `done()` returns true (checked after every
   // event, timer and wake-up).
   void run(const std::function<bool()>& done);

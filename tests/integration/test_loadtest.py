@@ -1,13 +1,19 @@
 """evstream loadtest against a real server, scaled down in time: a passing run (PASS table, exit
 0), an impossible SLO (exit 1), the --json report's fields and their consistency, server CPU with
---server-pid, and the exit statuses for an unreachable server and bad options."""
+--server-pid, the exit statuses for an unreachable server and bad options, and the subscribers'
+raw receive path read through a relay that fragments, interleaves pings and cuts frames, and wss://
+subscribers (lws' client)."""
+import asyncio
 import json
 import os
+import random
 import re
+import socket
+import subprocess
 import time
 import unittest
 
-from evtest import RECV_TIMEOUT, ClientTestCase, async_wait_for, free_port
+from evtest import HOST, RECV_TIMEOUT, ClientTestCase, ServerProcess, async_wait_for, free_port
 
 CLIENTS = 20
 RATE = 20
@@ -17,6 +23,8 @@ RUN = ["--clients", str(CLIENTS), "--duration", f"{DURATION_S}s", "--rate", str(
 # 100 ms target is for a quiet one; the JSON test checks the defaults are the ones applied).
 RELAXED_SLO = "connected=100%,loss=0,p99<1s,rss_growth<10MB"
 DEFAULT_CHECKS = ["connected=100%", "loss=0", "p99<100ms", "rss_growth<10MB"]
+# What the receive-path tests check; their relay and the sanitizer builds slow delivery down.
+DELIVERY_SLO = "connected=100%,loss=0"
 
 
 def table_checks(out):
@@ -32,6 +40,121 @@ def table_checks(out):
             raise AssertionError(f"unexpected table row {line!r} in:\n{out}")
         rows[match[1]] = (match[2], match[3])
     return rows
+
+
+async def read_frame(reader):
+    """The next WebSocket frame as (fin, opcode, masked, payload unmasked, raw bytes); None at
+    the end of the stream."""
+    try:
+        first, second = await reader.readexactly(2)
+        raw = bytes([first, second])
+        size = second & 0x7F
+        if size >= 126:
+            extended = await reader.readexactly(2 if size == 126 else 8)
+            raw += extended
+            size = int.from_bytes(extended, "big")
+        key = b""
+        if second & 0x80:
+            key = await reader.readexactly(4)
+            raw += key
+        payload = await reader.readexactly(size)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    raw += payload
+    if key:
+        payload = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    return bool(first & 0x80), first & 0x0F, bool(key), payload, raw
+
+
+def server_frame(fin, opcode, payload):
+    """An unmasked frame, as a server sends it."""
+    header = bytes([(0x80 if fin else 0) | opcode])
+    if len(payload) < 126:
+        header += bytes([len(payload)])
+    elif len(payload) <= 0xFFFF:
+        header += bytes([126]) + len(payload).to_bytes(2, "big")
+    else:
+        header += bytes([127]) + len(payload).to_bytes(8, "big")
+    return header + payload
+
+
+class FrameCuttingRelay:
+    """A TCP relay in front of the server that reads the WebSocket frames of /ws/events
+    connections both ways. Towards the subscriber it splits every event into two fragments with a
+    ping of its own between them and writes what it sends in pieces (TCP_NODELAY), so the
+    subscriber's reader meets fragments, a control frame between them and frames cut across reads.
+    Per subscriber it records the request head, the events passed on, the pings sent and the
+    client frames (opcode, masked, payload). Other connections (publisher, HTTP) pass unchanged."""
+
+    def __init__(self, server_port):
+        self.server_port = server_port
+        self.subscribers = []
+        self.random = random.Random(15)
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, HOST, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            up_reader, up_writer = await asyncio.open_connection(HOST, self.server_port)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        up_writer.write(head)
+        if not head.startswith(b"GET /ws/events"):
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            return
+        subscriber = {"head": head.decode(), "events": 0, "pings": [], "client_frames": []}
+        self.subscribers.append(subscriber)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.gather(self._from_client(reader, up_writer, subscriber),
+                             self._to_client(up_reader, writer, subscriber))
+
+    async def _pipe(self, reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def _from_client(self, reader, up_writer, subscriber):
+        while (frame := await read_frame(reader)) is not None:
+            _, opcode, masked, payload, raw = frame
+            subscriber["client_frames"].append((opcode, masked, payload))
+            up_writer.write(raw)
+        up_writer.close()
+
+    async def _to_client(self, up_reader, writer, subscriber):
+        try:
+            writer.write(await up_reader.readuntil(b"\r\n\r\n"))  # the 101
+            while (frame := await read_frame(up_reader)) is not None:
+                fin, opcode, _, payload, raw = frame
+                if fin and opcode == 1 and payload.startswith(b'{"type":"event"'):
+                    subscriber["events"] += 1
+                    ping = f"relay {subscriber['events']}".encode()
+                    subscriber["pings"].append(ping)
+                    cut = self.random.randrange(1, len(payload))
+                    raw = (server_frame(False, 1, payload[:cut]) + server_frame(True, 9, ping) +
+                           server_frame(True, 0, payload[cut:]))
+                await self._write_in_pieces(writer, raw)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def _write_in_pieces(self, writer, data):
+        cuts = sorted(self.random.sample(range(1, len(data)), min(3, len(data) - 1)))
+        for start, end in zip([0] + cuts, cuts + [len(data)]):
+            writer.write(data[start:end])
+            await writer.drain()
 
 
 class LoadtestTest(ClientTestCase):
@@ -190,6 +313,70 @@ class LoadtestTest(ClientTestCase):
             self.assertEqual(code, 2, (args, err))
             self.assertTrue(err.startswith("evstream: error: "), err)
         self.assertEqual(len(self.server.find_log("connect", path="/ws/events")), 0)
+
+
+class RawReceiveTest(ClientTestCase):
+    """The subscribers' own upgrade and frame reader (not lws' WebSocket client) on a stream a
+    relay made hard: fragments, pings between them, frames cut anywhere, 16- and 64-bit lengths;
+    and wss://, where the subscribers keep lws' client."""
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.server = self.start_server("--ping-interval", "1s")
+        self.relay = await FrameCuttingRelay(self.server.port).start()
+        self.addAsyncCleanup(self.relay.close)
+
+    async def test_every_event_through_fragments_pings_and_cut_frames(self):
+        clients = 8
+        for size in ("300B", "70KiB"):  # event frames with 16-bit and with 64-bit lengths
+            with self.subTest(size=size):
+                self.relay.subscribers.clear()
+                child = self.spawn("loadtest", "--url", f"ws://{HOST}:{self.relay.port}",
+                                   "--clients", str(clients), "--duration", "2s", "--rate", "10",
+                                   "--size", size, "--json", "--slo", DELIVERY_SLO)
+                code = await child.wait_exit(timeout=60)
+                report = json.loads("\n".join(child.lines))
+                self.assertEqual(code, 0, (report, child.stderr_text()))
+                published = report["published"]
+                self.assertGreater(published, 0)
+                self.assertEqual((report["connected"], report["disconnected"], report["lost"]),
+                                 (clients, 0, 0))
+                self.assertEqual(report["received"], published * clients)
+                self.assertEqual(len(self.relay.subscribers), clients)
+                for subscriber in self.relay.subscribers:
+                    head = subscriber["head"]
+                    # Our handshake, not lws': its User-Agent, version 13, no subprotocol.
+                    self.assertRegex(head, r"^GET /ws/events HTTP/1\.1\r\n")
+                    self.assertIn("\r\nUser-Agent: evstream-loadtest/", head)
+                    self.assertIn("\r\nSec-WebSocket-Version: 13\r\n", head)
+                    self.assertNotIn("Sec-WebSocket-Protocol", head)
+                    self.assertEqual(subscriber["events"], published)
+                    frames = subscriber["client_frames"]
+                    self.assertTrue(all(masked for _, masked, _ in frames), "unmasked client frame")
+                    # Every relay ping answered, in order, with its payload.
+                    self.assertEqual([p for op, _, p in frames if op == 0xA], subscriber["pings"])
+                    self.assertIn((0x1, True, b'{"type":"pong"}'), frames)  # the JSON pings
+                    # The end: a normal close, nothing after it.
+                    self.assertEqual(frames[-1], (0x8, True, (1000).to_bytes(2, "big")))
+
+    async def test_wss_subscribers_use_lws_client(self):
+        # lws 4.1 cannot run a raw client connection over TLS: wss:// keeps lws' WebSocket client.
+        cert, key = (os.path.join(self.tmpdir, name) for name in ("cert.pem", "key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        server = ServerProcess(self.tmpdir, ["--cert", cert, "--key", key], name="tls")
+        self.servers.append(server)
+        server.start()
+        self.assertTrue(server.url.startswith("wss://"))
+        clients = 5
+        code, out, err = self.cli("loadtest", "--url", server.url, "--clients", str(clients),
+                                  "--duration", "1s", "--rate", "10", "--json", "--slo",
+                                  DELIVERY_SLO, env={"EVSTREAM_INSECURE": "1"}, timeout=60)
+        report = json.loads(out)
+        self.assertEqual(code, 0, (report, err))
+        self.assertEqual((report["connected"], report["lost"]), (clients, 0))
+        self.assertEqual(report["received"], report["published"] * clients)
 
 
 if __name__ == "__main__":
