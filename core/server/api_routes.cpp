@@ -237,27 +237,50 @@ void Server::Impl::post_events(lws* wsi, HttpExchange& exchange) {
     respond_error(exchange, HTTP_STATUS_BAD_REQUEST, *error);
     return;
   }
-  auto& events = std::get<std::vector<PublishRequest>>(decoded);
-  // The service thread is the only submitter, so room seen here is still there below: a batch
-  // goes in whole or not at all. (serve runs the writer with the default queue bound.)
-  if (phase != Phase::serving ||
-      writer->queued() + events.size() > StoreWriterOptions{}.max_queued_events) {
-    exchange.headers_out.emplace_back("retry-after:", "1");
-    respond_error(exchange, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                  phase != Phase::serving ? "server is shutting down; nothing was stored"
-                                          : "server busy: the store queue is full; retry shortly");
-    return;
+  auto& requests = std::get<std::vector<PublishRequest>>(decoded);
+  std::vector<NewEvent> events;
+  events.reserve(requests.size());
+  std::int64_t accepted_us = 0;
+  for (auto& request : requests) {
+    // Distinct times, as when each was accepted on its own: since=/until= can tell them apart.
+    accepted_us = std::max(now_unix_us(), accepted_us + 1);
+    events.push_back(NewEvent{std::move(request.topic), std::move(request.data),
+                              std::move(request.key), accepted_us});
   }
   exchange.tag = kHttpTagBit | next_http_tag++;
-  exchange.committed.reserve(events.size());
-  for (auto& request : events) {
-    NewEvent event{std::move(request.topic), std::move(request.data), std::move(request.key),
-                   now_unix_us()};
-    if (submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
-      exchange.store_error = "the store refused part of the request";
-      break;
+  // A body's events go to the store all or none (StoreWriter::submit_all); in cluster mode each
+  // is its own JetStream publish, and one refused fails the request after those before it.
+  StoreWriter::SubmitResult submitted = StoreWriter::SubmitResult::ok;
+  if (phase != Phase::serving) {
+    submitted = StoreWriter::SubmitResult::closed;
+  } else if (jetstream) {
+    // The replica's queue is the one that fills when this node falls behind the stream.
+    if (writer->queued() + events.size() > StoreWriterOptions{}.max_queued_events) {
+      submitted = StoreWriter::SubmitResult::full;
     }
-    ++exchange.awaiting;
+  } else {
+    const std::size_t count = events.size();
+    submitted = writer->submit_all(events, exchange.tag);
+    if (submitted == StoreWriter::SubmitResult::ok) exchange.awaiting = count;
+  }
+  if (submitted != StoreWriter::SubmitResult::ok) {
+    exchange.tag = 0;
+    exchange.headers_out.emplace_back("retry-after:", "1");
+    respond_error(exchange, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                  submitted == StoreWriter::SubmitResult::closed
+                      ? "server is shutting down; nothing was stored"
+                      : "server busy: the store queue is full; retry shortly");
+    return;
+  }
+  exchange.committed.reserve(events.size());
+  if (jetstream) {
+    for (auto& event : events) {
+      if (submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
+        exchange.store_error = "the store refused part of the request";
+        break;
+      }
+      ++exchange.awaiting;
+    }
   }
   if (exchange.awaiting == 0) {
     finish_post(exchange);
