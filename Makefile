@@ -81,7 +81,7 @@ check: deps
 
 # The tests where threads meet (store thread, WAL checkpointer, service thread, the NATS client's
 # threads, loadtest --threads) under ThreadSanitizer; any report fails the run.
-TSAN_TESTS ?= store_writer|WAL|WalCheckpointer|watch routes|store: a shared|integration\.test_(ws_publish|ws_events|http_api|loadtest|cluster|serve_lifecycle|publish|tail)$$
+TSAN_TESTS ?= store_writer|fanout|WAL|WalCheckpointer|watch routes|store: a shared|integration\.test_(ws_publish|ws_events|http_api|loadtest|cluster|serve_lifecycle|publish|tail)$$
 tsan: deps
 	cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_TSAN=ON $(CMAKE_FLAGS)
 	cmake --build $(TSAN_DIR) -j $(JOBS)
