@@ -202,7 +202,10 @@ int listen_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
 
 void Service::run() {
   while (phase != Phase::done) {
-    if (lws_service(context.get(), 0) < 0) break;
+    if (lws_service(context.get(), 0) < 0) {
+      server.request_stop();  // this thread cannot go on: the server stops, as with one thread
+      break;
+    }
     const std::int64_t now = now_unix_us();
     if (phase == Phase::serving && server.stop_requested.load()) begin_drain();
     // Drained means the log has handed out everything (under the fan-out's lock, so nothing is
