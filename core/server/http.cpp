@@ -308,9 +308,9 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
       case LWS_CALLBACK_HTTP:
         return service_of(wsi).on_http_start(wsi);
       case LWS_CALLBACK_HTTP_BODY: {
-        Service& impl = service_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return -1;
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return -1;
         HttpExchange& exchange = *found->second;
         // Past the limit the rest is read and dropped, so the 413 can go out on a clean
         // connection (closing with unread data would reset it before the client reads the reply).
@@ -323,22 +323,22 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         return 0;
       }
       case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
-        Service& impl = service_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return -1;
-        return impl.on_http_request(wsi, *found->second);
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return -1;
+        return service.on_http_request(wsi, *found->second);
       }
       case LWS_CALLBACK_HTTP_WRITEABLE: {
-        Service& impl = service_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return 0;
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return 0;
         HttpExchange& exchange = *found->second;
         if (exchange.stream_session != 0) {
-          auto session = impl.sessions.find(exchange.stream_session);
-          if (session == impl.sessions.end()) return -1;
-          return impl.on_stream_writeable(wsi, *session->second);
+          auto session = service.sessions.find(exchange.stream_session);
+          if (session == service.sessions.end()) return -1;
+          return service.on_stream_writeable(wsi, *session->second);
         }
-        return impl.on_http_writeable(wsi, exchange);
+        return service.on_http_writeable(wsi, exchange);
       }
       case LWS_CALLBACK_CLOSED_HTTP:
         service_of(wsi).on_http_closed(wsi);
