@@ -15,7 +15,8 @@
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
-#      THREADS (2: loadtest's receiving threads)
+#      THREADS (2: loadtest's receiving threads), SERVE_THREADS (serve --threads; default: serve's
+#      own, one per core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/evstream
@@ -27,7 +28,7 @@ start_server() {
   rm -f "$DIR"/bench.db*
   sync  # writeback left by the previous run (or store_append) must not land inside this one
   "$BIN" serve --port 0 --db "$DIR/bench.db" --log-level warn --max-clients 20000 \
-    >"$DIR/url" 2>"$DIR/serve.log" &
+    ${SERVE_THREADS:+--threads "$SERVE_THREADS"} >"$DIR/url" 2>"$DIR/serve.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do [[ -s $DIR/url ]] && break; sleep 0.05; done
   URL=$(head -1 "$DIR/url")
@@ -112,6 +113,7 @@ clients = r["clients"]
 delivery = {k: round(v, 4) for k, v in (r.get("server_delivery") or {}).items()}
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
+                  "serve_threads": sys.argv[5] or "cores",
                   "date": datetime.datetime.utcnow().isoformat() + "Z",
                   "connected": r["connected"], "published": r["published"],
                   "expected": r["expected"], "received": r["received"], "lost": r["lost"],
@@ -123,7 +125,7 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "server_delivered_within_2ms": delivery.get("within_2ms"),
                   "server_delivered_within_20ms": delivery.get("within_20ms"),
                   **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
-                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders"
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders" "${SERVE_THREADS:-}"
 }
 
 for s in ${SCENARIOS:-a b c d w f0 f1 g0 g1}; do
