@@ -55,7 +55,7 @@ std::string Service::health_json(bool full) {
   out += ",\"subscribers\":" + std::to_string(open - publishers);
   out += ",\"publishers\":" + std::to_string(publishers);
   const std::int64_t events_total = server.events_at_start +
-                                    static_cast<std::int64_t>(server.fanout->stats().events_in) -
+                                    static_cast<std::int64_t>(server.fanout->events_in()) -
                                     server.writer->retention_deleted();
   out += ",\"events_total\":" + std::to_string(events_total);
   out += ",\"last_event_id\":" + std::to_string(server.fanout->head());

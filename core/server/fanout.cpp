@@ -66,6 +66,11 @@ FanoutStats Fanout::stats() const {
   return m_stats;
 }
 
+std::uint64_t Fanout::events_in() const {
+  std::lock_guard lock(m_mutex);
+  return m_stats.events_in;
+}
+
 void Fanout::take_samples() {
   for (const auto& sample : m_writer->take_batch_samples()) {
     m_stats.store_commit_us.record(sample.commit_us);

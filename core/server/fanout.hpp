@@ -119,7 +119,8 @@ class Fanout {
 
   // The newest id handed out (any thread; it may be ahead of a service thread's own head).
   EventId head() const { return m_head.load(std::memory_order_acquire); }
-  FanoutStats stats() const;
+  FanoutStats stats() const;        // a copy, histograms included (for /metrics)
+  std::uint64_t events_in() const;  // stats().events_in without the copy (for health)
 
  private:
   void take_samples();  // m_mutex held
