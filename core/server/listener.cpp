@@ -2,6 +2,7 @@
 #include "core/server/listener.hpp"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,9 +17,12 @@ namespace evstream {
 
 namespace {
 
-[[noreturn]] void cannot_listen(const std::string& host, int port, const std::string& reason) {
-  throw Error("cannot listen on " + host + ":" + std::to_string(port) + ": " + reason +
-              " (choose another --port, or stop the process using it)");
+[[noreturn]] void cannot_listen(const std::string& host, int port, const std::string& reason,
+                                const char* hint =
+                                    "choose another --port, or stop the process "
+                                    "using it") {
+  throw Error("cannot listen on " + host + ":" + std::to_string(port) + ": " + reason + " (" +
+              hint + ")");
 }
 
 // A TCP socket bound to `address`, with SO_REUSEADDR (a restart must not wait out TIME_WAIT, as
@@ -36,6 +40,22 @@ int bound_socket(const sockaddr_in& address, bool share) {
     return -1;
   }
   return fd;
+}
+
+// An IPv4 address, or (as lws takes --host too) the IPv4 address of a network interface.
+bool resolve_host(const std::string& host, in_addr& out) {
+  if (inet_pton(AF_INET, host.c_str(), &out) == 1) return true;
+  ifaddrs* interfaces = nullptr;
+  if (getifaddrs(&interfaces) != 0) return false;
+  bool found = false;
+  for (const ifaddrs* i = interfaces; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET && host == i->ifa_name) {
+      out = reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr;
+      found = true;
+    }
+  }
+  freeifaddrs(interfaces);
+  return found;
 }
 
 }  // namespace
@@ -68,8 +88,9 @@ std::vector<ListenSocket> open_shared_listeners(const std::string& host, int por
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) {
-    cannot_listen(host, port, "not an IPv4 address");
+  if (!resolve_host(host, address.sin_addr)) {
+    cannot_listen(host, port, "not an IPv4 address or the name of a network interface",
+                  "pass --host an address such as 127.0.0.1, or 0.0.0.0 for every interface");
   }
   if (port != 0) {
     // Sockets that share a port refuse a binder that does not ask to share: a plain bind finds

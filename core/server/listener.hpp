@@ -30,7 +30,8 @@ class ListenSocket {
   int m_fd = -1;
 };
 
-// Opens `count` listening sockets on host:port (host an IPv4 address) sharing the port; port 0:
+// Opens `count` listening sockets on host:port (host an IPv4 address, or an interface's name as
+// lws takes it) sharing the port; port 0:
 // the kernel picks a free one for the first and the others join it. Throws Error saying why it
 // cannot, also when another process already listens there (even one that shares with
 // SO_REUSEPORT: a second serve on the same port would otherwise split the connections silently).
