@@ -80,9 +80,10 @@ check: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-# The tests where threads meet (store thread, WAL checkpointer, service thread, the NATS client's
-# threads, loadtest --threads) under ThreadSanitizer; any report fails the run.
-TSAN_TESTS ?= store_writer|WAL|WalCheckpointer|watch routes|store: a shared|integration\.test_(ws_publish|ws_events|http_api|loadtest|cluster|serve_lifecycle|publish|tail)$$
+# The tests where threads meet (store thread, WAL checkpointer, the service threads and the
+# fan-out between them, the NATS client's threads, loadtest --threads) under ThreadSanitizer; any
+# report fails the run.
+TSAN_TESTS ?= store_writer|fanout|WAL|WalCheckpointer|watch routes|store: a shared|integration\.test_(ws_publish|ws_events|http_api|loadtest|cluster|serve_lifecycle|publish|tail|threads|http_stream)$$
 tsan: deps
 	cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DEVSTREAM_TSAN=ON $(CMAKE_FLAGS)
 	cmake --build $(TSAN_DIR) -j $(JOBS)

@@ -15,7 +15,8 @@
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
-#      THREADS (2: loadtest's receiving threads), REPS (3: runs of each scenario, in rounds)
+#      THREADS (2: loadtest's receiving threads), SERVE_THREADS (serve --threads; default: serve's
+#      own, one per core), REPS (3: runs of each scenario, in rounds)
 # Every line carries the git revision ("rev", "+dirty" with uncommitted changes) and "rep".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ start_server() {
   rm -f "$DIR"/bench.db*
   sync  # writeback left by the previous run (or store_append) must not land inside this one
   "$BIN" serve --port 0 --db "$DIR/bench.db" --log-level warn --max-clients 20000 \
-    >"$DIR/url" 2>"$DIR/serve.log" &
+    ${SERVE_THREADS:+--threads "$SERVE_THREADS"} >"$DIR/url" 2>"$DIR/serve.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do [[ -s $DIR/url ]] && break; sleep 0.05; done
   URL=$(head -1 "$DIR/url")
@@ -118,6 +119,7 @@ delivery = r.get("server_delivery") or {}
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
 share = lambda name: round(delivery[name], 4) if delivery.get(name) is not None else None
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
+                  "serve_threads": sys.argv[5] or "cores",
                   "date": datetime.datetime.utcnow().isoformat() + "Z",
                   "rev": os.environ["REV"], "rep": int(os.environ["REP"]),
                   "connected": r["connected"], "published": r["published"],
@@ -133,7 +135,7 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "server_delivered_within_20ms": share("within_20ms"),
                   "server_delivery_buckets": delivery.get("buckets"),
                   **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
-                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders"
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders" "${SERVE_THREADS:-}"
 }
 
 for REP in $(seq "${REPS:-3}"); do

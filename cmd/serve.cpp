@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cmd/commands.hpp"
@@ -124,6 +125,13 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   sub->add_option("--db", o.db, "SQLite database file, or :memory:")->capture_default_str();
+  // One per core: each service thread owns its share of the connections, and fan-out (writing
+  // every event to every subscriber) is the work that grows with them.
+  o.threads = std::max(1u, std::thread::hardware_concurrency());
+  sub->add_option("--threads", o.threads,
+                  "Service threads, each serving its share of the connections (default: one per "
+                  "core)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{256}));  // the default differs per machine
   sub->add_option("--durability", flags->durability,
                   "normal: survives kill -9; full: also survives power loss")
       ->check(CLI::IsMember({"normal", "full"}))

@@ -83,7 +83,7 @@ _evstream() {
     local opts
     case $sub in
         serve)
-            opts="-h --help --host --port --db --durability --ping-interval --client-queue
+            opts="-h --help --host --port --db --threads --durability --ping-interval --client-queue
                   --client-queue-bytes --max-message-bytes --max-clients --retain-age
                   --retain-events --token --read-token --allow-origin --cert --key --log-format
                   --log-level --nats --nats-stream --nats-replicas --nats-dedupe-window --config

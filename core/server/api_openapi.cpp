@@ -186,6 +186,7 @@ constexpr std::string_view kOpenApi = R"json({
           "status": {"const": "ok"}, "version": {"type": "string"}, "uptime_s": {"type": "integer"},
           "subscribers": {"type": "integer"}, "publishers": {"type": "integer"}, "events_total": {"type": "integer"},
           "last_event_id": {"type": "integer"}, "rss_bytes": {"type": "integer"},
+          "threads": {"type": "array", "description": "Per service thread (serve --threads): its open connections; the totals above are their sums", "items": {"type": "object", "properties": {"subscribers": {"type": "integer"}, "publishers": {"type": "integer"}}}},
           "db": {"type": "object", "properties": {"path": {"type": "string"}, "bytes": {"type": "integer"}, "durability": {"enum": ["normal", "full"]}, "queue_depth": {"type": "integer"}}}
         }
       },

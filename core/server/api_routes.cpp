@@ -33,34 +33,51 @@ void respond_error(HttpExchange& exchange, unsigned status, std::string_view mes
 
 }  // namespace
 
-std::string Server::Impl::health_json(bool full) {
+// Every figure below is for the whole server, whichever service thread answers: per-thread
+// counts are summed (each thread writes its own, see Tally), and the fan-out counts each event
+// once however many threads broadcast it.
+std::string Service::health_json(bool full) {
   std::string out = "{\"status\":\"ok\",\"version\":\"" EVSTREAM_VERSION "\"";
-  out += ",\"uptime_s\":" + std::to_string((now_unix_us() - started_us) / 1'000'000);
+  out += ",\"uptime_s\":" + std::to_string((now_unix_us() - server.started_us) / 1'000'000);
   if (!full) return out + "}";
-  out += ",\"subscribers\":" + std::to_string(sessions.size() - publisher_sessions);
-  out += ",\"publishers\":" + std::to_string(publisher_sessions);
-  const std::int64_t events_total =
-      events_at_start + static_cast<std::int64_t>(counters.events_in) - writer->retention_deleted();
+  std::uint64_t open = 0;
+  std::uint64_t publishers = 0;
+  std::string threads = "[";
+  for (const auto& service : server.services) {
+    const std::uint64_t its_open = service->counters.open_sessions.get();
+    const std::uint64_t its_publishers = service->counters.publishers.get();
+    open += its_open;
+    publishers += its_publishers;
+    if (threads.size() > 1) threads += ',';
+    threads += "{\"subscribers\":" + std::to_string(its_open - its_publishers) +
+               ",\"publishers\":" + std::to_string(its_publishers) + "}";
+  }
+  out += ",\"subscribers\":" + std::to_string(open - publishers);
+  out += ",\"publishers\":" + std::to_string(publishers);
+  const std::int64_t events_total = server.events_at_start +
+                                    static_cast<std::int64_t>(server.fanout->events_in()) -
+                                    server.writer->retention_deleted();
   out += ",\"events_total\":" + std::to_string(events_total);
-  out += ",\"last_event_id\":" + std::to_string(head);
+  out += ",\"last_event_id\":" + std::to_string(server.fanout->head());
   out += ",\"rss_bytes\":" + std::to_string(rss_bytes());
+  out += ",\"threads\":" + threads + "]";
   out += ",\"db\":{\"path\":" + json_quote(options.db);
   out += ",\"bytes\":" + std::to_string(read_store->file_bytes());
   out += ",\"durability\":\"";
   out += options.durability == Durability::full ? "full" : "normal";
-  out += "\",\"queue_depth\":" + std::to_string(writer->queued()) + "}";
-  if (jetstream) out += ",\"nats\":" + nats_json();
+  out += "\",\"queue_depth\":" + std::to_string(server.writer->queued()) + "}";
+  if (server.jetstream) out += ",\"nats\":" + nats_json();
   return out + "}";
 }
 
-std::uint64_t Server::Impl::replica_lag(const JetStreamStatus& nats) const {
-  const auto replica = static_cast<std::uint64_t>(head);
+std::uint64_t Service::replica_lag(const JetStreamStatus& nats) const {
+  const auto replica = static_cast<std::uint64_t>(server.fanout->head());
   return nats.last_seq > replica ? nats.last_seq - replica : 0;
 }
 
-std::string Server::Impl::nats_json() const {
-  const JetStreamStatus nats = jetstream->status();
-  const auto replica = static_cast<std::uint64_t>(head);
+std::string Service::nats_json() const {
+  const JetStreamStatus nats = server.jetstream->status();
+  const auto replica = static_cast<std::uint64_t>(server.fanout->head());
   std::string out = "{\"connected\":";
   out += nats.connected ? "true" : "false";
   out += ",\"stream\":" + json_quote(nats.stream);
@@ -74,83 +91,88 @@ std::string Server::Impl::nats_json() const {
   return out + "}";
 }
 
-void Server::Impl::record_store_samples() {
-  for (const auto& sample : writer->take_batch_samples()) {
-    metrics.store_commit_us.record(sample.commit_us);
-    metrics.store_batch_events.record(static_cast<std::int64_t>(sample.events));
-  }
-  if (!jetstream) return;
-  // The store thread retries a replica batch that failed until it commits (never a hole).
-  const auto retries = writer->replica_retries();
-  if (retries.failures > metrics.replica_commit_failures) {
-    metrics.replica_commit_failures = retries.failures;
-    log.error(
-        "replica commit failed, retrying",
-        {{"failures", static_cast<std::int64_t>(retries.failures)}, {"error", retries.last_error}});
-  }
-}
-
-std::string Server::Impl::metrics_text() {
-  record_store_samples();
-  const std::uint64_t subscribers = sessions.size() - publisher_sessions;
+std::string Service::metrics_text() {
+  server.fanout->pump();  // the latest store samples (and anything committed) first
+  const FanoutStats log_stats = server.fanout->stats();
+  // Sums over the service threads of what each one counts for itself.
+  const auto sum = [this](auto figure) {
+    std::uint64_t total = 0;
+    for (const auto& service : server.services) total += figure(*service).get();
+    return total;
+  };
+  const std::uint64_t open = sum([](Service& s) -> Tally& { return s.counters.open_sessions; });
+  const std::uint64_t publishers = sum([](Service& s) -> Tally& { return s.counters.publishers; });
+  Histogram delivery_us;
+  for (const auto& service : server.services) service->metrics.delivery_us.merge_into(delivery_us);
   PromText prom;
   prom.family("evstream_connections", "gauge", "Open WebSocket connections by kind.");
-  prom.sample("evstream_connections", "kind=\"subscriber\"", subscribers);
-  prom.sample("evstream_connections", "kind=\"publisher\"", std::uint64_t{publisher_sessions});
+  prom.sample("evstream_connections", "kind=\"subscriber\"", open - publishers);
+  prom.sample("evstream_connections", "kind=\"publisher\"", publishers);
   prom.family("evstream_connections_total", "counter", "WebSocket connections accepted by kind.");
   prom.sample("evstream_connections_total", "kind=\"subscriber\"",
-              metrics.subscriber_connections_total);
+              sum([](Service& s) -> Tally& { return s.metrics.subscriber_connections_total; }));
   prom.sample("evstream_connections_total", "kind=\"publisher\"",
-              metrics.publisher_connections_total);
+              sum([](Service& s) -> Tally& { return s.metrics.publisher_connections_total; }));
+  prom.family("evstream_thread_connections", "gauge",
+              "Open connections of each service thread (serve --threads), by kind.");
+  for (const auto& service : server.services) {
+    const std::string thread = "thread=\"" + std::to_string(service->index) + "\",";
+    const std::uint64_t its_publishers = service->counters.publishers.get();
+    prom.sample("evstream_thread_connections", thread + "kind=\"subscriber\"",
+                service->counters.open_sessions.get() - its_publishers);
+    prom.sample("evstream_thread_connections", thread + "kind=\"publisher\"", its_publishers);
+  }
   prom.counter("evstream_refused_connections_total",
                "WebSocket upgrades refused (bad path, shutting down, --max-clients, auth, origin).",
-               counters.refused_connections);
-  prom.counter("evstream_events_in_total", "Events stored and broadcast.", counters.events_in);
-  if (jetstream) {
+               sum([](Service& s) -> Tally& { return s.counters.refused_connections; }));
+  prom.counter("evstream_events_in_total", "Events stored and broadcast.", log_stats.events_in);
+  if (server.jetstream) {
     prom.counter("evstream_replica_commit_failures_total",
                  "Commits of this node's replica that failed and were retried.",
-                 metrics.replica_commit_failures);
+                 log_stats.replica_commit_failures);
   }
   prom.counter("evstream_http_events_in_total", "Events stored through POST /api/events.",
-               metrics.http_events_in);
+               sum([](Service& s) -> Tally& { return s.metrics.http_events_in; }));
   prom.counter("evstream_duplicate_events_total",
                "Published events not stored again because their key was known.",
-               counters.duplicates);
+               log_stats.duplicates);
   prom.counter("evstream_rejected_frames_total", "Inbound WebSocket frames answered with an error.",
-               counters.rejected_frames);
+               sum([](Service& s) -> Tally& { return s.counters.rejected_frames; }));
   prom.counter("evstream_messages_out_total", "WebSocket messages written to clients.",
-               counters.messages_out);
+               sum([](Service& s) -> Tally& { return s.counters.messages_out; }));
   prom.counter("evstream_bytes_out_total", "WebSocket bytes written to clients.",
-               counters.bytes_out);
+               sum([](Service& s) -> Tally& { return s.counters.bytes_out; }));
   prom.counter("evstream_slow_consumer_closes_total",
                "Subscribers closed with 1008 because their queue passed its bound.",
-               hub.slow_consumers());
+               sum([](Service& s) -> Tally& { return s.counters.slow_consumers; }));
   prom.counter("evstream_dead_client_closes_total",
                "Subscribers closed after 2 ping intervals without a message.",
-               counters.dead_clients);
+               sum([](Service& s) -> Tally& { return s.counters.dead_clients; }));
   prom.counter("evstream_http_requests_total", "HTTP requests answered or pending.",
-               metrics.http_requests_total);
+               sum([](Service& s) -> Tally& { return s.metrics.http_requests_total; }));
   prom.counter("evstream_unauthorized_total", "Requests and upgrades refused with 401.",
-               metrics.http_unauthorized);
+               sum([](Service& s) -> Tally& { return s.metrics.http_unauthorized; }));
   prom.counter("evstream_forbidden_origin_total", "Requests and upgrades refused with 403.",
-               metrics.forbidden_origins);
+               sum([](Service& s) -> Tally& { return s.metrics.forbidden_origins; }));
   prom.gauge("evstream_store_queue_depth", "Events waiting for a store transaction.",
-             static_cast<double>(writer->queued()));
-  prom.gauge("evstream_last_event_id", "Newest event id broadcast.", static_cast<double>(head));
+             static_cast<double>(server.writer->queued()));
+  prom.gauge("evstream_last_event_id", "Newest event id broadcast.",
+             static_cast<double>(server.fanout->head()));
   prom.histogram("evstream_store_commit_seconds", "Duration of one store transaction.",
-                 metrics.store_commit_us, latency_bounds_us(), 1e6);
+                 log_stats.store_commit_us, latency_bounds_us(), 1e6);
   prom.histogram("evstream_store_batch_events", "Events per store transaction.",
-                 metrics.store_batch_events, batch_size_bounds(), 1.0);
+                 log_stats.store_batch_events, batch_size_bounds(), 1.0);
   prom.histogram("evstream_ingest_to_enqueue_seconds",
-                 "From accepting an event to queueing it for subscribers (includes the commit).",
-                 metrics.ingest_to_enqueue_us, latency_bounds_us(), 1e6);
+                 "From accepting an event to handing it to the service threads, which queue it "
+                 "for their subscribers (includes the commit).",
+                 log_stats.ingest_to_handoff_us, latency_bounds_us(), 1e6);
   prom.histogram(
       "evstream_delivery_seconds",
       "From accepting an event to writing it into a live subscriber's socket; one sample "
       "per event and subscriber.",
-      metrics.delivery_us, latency_bounds_us(), 1e6);
-  if (jetstream) {
-    const JetStreamStatus nats = jetstream->status();
+      delivery_us, latency_bounds_us(), 1e6);
+  if (server.jetstream) {
+    const JetStreamStatus nats = server.jetstream->status();
     prom.gauge("evstream_nats_connected", "1 while connected to NATS (cluster mode).",
                nats.connected ? 1.0 : 0.0);
     prom.gauge("evstream_nats_stream_last_seq", "The JetStream stream's newest sequence, as seen.",
@@ -171,11 +193,11 @@ std::string Server::Impl::metrics_text() {
   prom.gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
              static_cast<double>(rss_bytes()));
   prom.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.",
-             static_cast<double>(started_us / 1'000'000));
+             static_cast<double>(server.started_us / 1'000'000));
   return prom.text();
 }
 
-void Server::Impl::get_events(HttpExchange& exchange) {
+void Service::get_events(HttpExchange& exchange) {
   auto parsed = parse_events_query(exchange.args, now_unix_us());
   if (auto* error = std::get_if<std::string>(&parsed)) {
     respond_error(exchange, HTTP_STATUS_BAD_REQUEST, *error);
@@ -208,7 +230,7 @@ void Server::Impl::get_events(HttpExchange& exchange) {
   respond(exchange, HTTP_STATUS_OK, events_page_json(records, next));
 }
 
-void Server::Impl::get_event(HttpExchange& exchange, std::string_view id_text) {
+void Service::get_event(HttpExchange& exchange, std::string_view id_text) {
   const auto id = parse_event_id(id_text);
   if (!id) {
     respond_error(exchange, HTTP_STATUS_NOT_FOUND, "not found");
@@ -221,7 +243,7 @@ void Server::Impl::get_event(HttpExchange& exchange, std::string_view id_text) {
   }
 }
 
-void Server::Impl::post_events(lws* wsi, HttpExchange& exchange) {
+void Service::post_events(lws* wsi, HttpExchange& exchange) {
   if (exchange.body_too_large) {
     respond_error(exchange, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
                   "body larger than " + std::to_string(exchange.body_limit) +
@@ -237,27 +259,50 @@ void Server::Impl::post_events(lws* wsi, HttpExchange& exchange) {
     respond_error(exchange, HTTP_STATUS_BAD_REQUEST, *error);
     return;
   }
-  auto& events = std::get<std::vector<PublishRequest>>(decoded);
-  // The service thread is the only submitter, so room seen here is still there below: a batch
-  // goes in whole or not at all. (serve runs the writer with the default queue bound.)
-  if (phase != Phase::serving ||
-      writer->queued() + events.size() > StoreWriterOptions{}.max_queued_events) {
+  auto& requests = std::get<std::vector<PublishRequest>>(decoded);
+  std::vector<NewEvent> events;
+  events.reserve(requests.size());
+  std::int64_t accepted_us = 0;
+  for (auto& request : requests) {
+    // Distinct times, as when each was accepted on its own: since=/until= can tell them apart.
+    accepted_us = std::max(now_unix_us(), accepted_us + 1);
+    events.push_back(NewEvent{std::move(request.topic), std::move(request.data),
+                              std::move(request.key), accepted_us});
+  }
+  exchange.tag = kHttpTagBit | next_id();
+  // A body's events go to the store all or none (StoreWriter::submit_all); in cluster mode each
+  // is its own JetStream publish, and one refused fails the request after those before it.
+  StoreWriter::SubmitResult submitted = StoreWriter::SubmitResult::ok;
+  if (phase != Phase::serving) {
+    submitted = StoreWriter::SubmitResult::closed;
+  } else if (server.jetstream) {
+    // The replica's queue is the one that fills when this node falls behind the stream.
+    if (server.writer->queued() + events.size() > StoreWriterOptions{}.max_queued_events) {
+      submitted = StoreWriter::SubmitResult::full;
+    }
+  } else {
+    const std::size_t count = events.size();
+    submitted = server.writer->submit_all(events, exchange.tag);
+    if (submitted == StoreWriter::SubmitResult::ok) exchange.awaiting = count;
+  }
+  if (submitted != StoreWriter::SubmitResult::ok) {
+    exchange.tag = 0;
     exchange.headers_out.emplace_back("retry-after:", "1");
     respond_error(exchange, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                  phase != Phase::serving ? "server is shutting down; nothing was stored"
-                                          : "server busy: the store queue is full; retry shortly");
+                  submitted == StoreWriter::SubmitResult::closed
+                      ? "server is shutting down; nothing was stored"
+                      : "server busy: the store queue is full; retry shortly");
     return;
   }
-  exchange.tag = kHttpTagBit | next_http_tag++;
   exchange.committed.reserve(events.size());
-  for (auto& request : events) {
-    NewEvent event{std::move(request.topic), std::move(request.data), std::move(request.key),
-                   now_unix_us()};
-    if (submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
-      exchange.store_error = "the store refused part of the request";
-      break;
+  if (server.jetstream) {
+    for (auto& event : events) {
+      if (server.submit(std::move(event), exchange.tag) != StoreWriter::SubmitResult::ok) {
+        exchange.store_error = "the store refused part of the request";
+        break;
+      }
+      ++exchange.awaiting;
     }
-    ++exchange.awaiting;
   }
   if (exchange.awaiting == 0) {
     finish_post(exchange);
@@ -266,29 +311,28 @@ void Server::Impl::post_events(lws* wsi, HttpExchange& exchange) {
   http_pending[exchange.tag] = wsi;
 }
 
-void Server::Impl::on_http_committed(const Committed& committed) {
-  auto pending = http_pending.find(committed.tag);
+void Service::on_http_committed(const PublishReply& reply) {
+  auto pending = http_pending.find(reply.tag);
   if (pending == http_pending.end()) return;  // the client left; the event is stored anyway
   auto found = http_exchanges.find(pending->second);
   if (found == http_exchanges.end()) return;
   HttpExchange& exchange = *found->second;
-  if (committed.error && jetstream) {
+  if (reply.unconfirmed) {
     exchange.log_unavailable = true;
     exchange.store_error = "try again later: JetStream did not confirm the events (" +
-                           *committed.error +
-                           "); resend them with the same keys or Idempotency-Key";
-  } else if (committed.error) {
-    exchange.store_error = "the store could not save the events: " + *committed.error;
+                           *reply.error + "); resend them with the same keys or Idempotency-Key";
+  } else if (reply.error) {
+    exchange.store_error = "the store could not save the events: " + *reply.error;
   } else {
-    exchange.committed.emplace_back(committed.result.id, committed.result.duplicate);
-    if (!committed.result.duplicate) ++metrics.http_events_in;
+    exchange.committed.emplace_back(reply.result.id, reply.result.duplicate);
+    if (!reply.result.duplicate) ++metrics.http_events_in;
   }
   if (--exchange.awaiting > 0) return;
   finish_post(exchange);
   lws_callback_on_writable(pending->second);
 }
 
-void Server::Impl::finish_post(HttpExchange& exchange) {
+void Service::finish_post(HttpExchange& exchange) {
   if (exchange.log_unavailable) {
     exchange.headers_out.emplace_back("retry-after:", "1");
     respond_error(exchange, HTTP_STATUS_SERVICE_UNAVAILABLE, exchange.store_error);

@@ -1,6 +1,6 @@
 // The HTTP half of serve, on the same port and context as the WebSockets: request capture, auth,
 // origin checks and CORS, routing, and writing responses. The endpoints themselves are in
-// api_routes.cpp. Everything here runs on the service thread.
+// api_routes.cpp. Everything here runs on the connection's service thread.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -107,7 +107,7 @@ std::string request_token(lws* wsi) {
   return value != nullptr ? std::string(value) : std::string();
 }
 
-bool Server::Impl::authorized(Access access, std::string_view token) const {
+bool Service::authorized(Access access, std::string_view token) const {
   if (access == Access::publish) return options.token.empty() || tokens_equal(token, options.token);
   // The publish token also reads: whoever may write the stream may see it.
   return options.read_token.empty() || tokens_equal(token, options.read_token) ||
@@ -116,7 +116,7 @@ bool Server::Impl::authorized(Access access, std::string_view token) const {
 
 // No --allow-origin: every origin. Otherwise a request without Origin (not a browser), the page's
 // own origin (the dashboard served from here), "*" or a listed origin.
-bool Server::Impl::origin_allowed(lws* wsi, std::string_view origin) const {
+bool Service::origin_allowed(lws* wsi, std::string_view origin) const {
   if (options.allow_origins.empty() || origin.empty()) return true;
   for (const auto& allowed : options.allow_origins) {
     if (allowed == "*" || allowed == origin) return true;
@@ -126,7 +126,7 @@ bool Server::Impl::origin_allowed(lws* wsi, std::string_view origin) const {
   return !host.empty() && origin == scheme + host;
 }
 
-int Server::Impl::on_http_start(lws* wsi) {
+int Service::on_http_start(lws* wsi) {
   auto exchange = std::make_unique<HttpExchange>();
   char* uri = nullptr;
   int uri_len = 0;
@@ -160,7 +160,7 @@ int Server::Impl::on_http_start(lws* wsi) {
   return on_http_request(wsi, ref);
 }
 
-int Server::Impl::on_http_request(lws* wsi, HttpExchange& exchange) {
+int Service::on_http_request(lws* wsi, HttpExchange& exchange) {
   ++metrics.http_requests_total;
   try {
     route_http(wsi, exchange);
@@ -175,7 +175,7 @@ int Server::Impl::on_http_request(lws* wsi, HttpExchange& exchange) {
   return 0;
 }
 
-void Server::Impl::route_http(lws* wsi, HttpExchange& exchange) {
+void Service::route_http(lws* wsi, HttpExchange& exchange) {
   if (!origin_allowed(wsi, exchange.origin)) {
     ++metrics.forbidden_origins;
     respond_error(exchange, HTTP_STATUS_FORBIDDEN, "origin not allowed (see --allow-origin)");
@@ -238,7 +238,7 @@ void Server::Impl::route_http(lws* wsi, HttpExchange& exchange) {
   }
 }
 
-int Server::Impl::on_http_writeable(lws* wsi, HttpExchange& exchange) {
+int Service::on_http_writeable(lws* wsi, HttpExchange& exchange) {
   if (!exchange.ready) return 0;  // a POST still waiting for the store
   if (!exchange.headers_sent) {
     std::vector<unsigned char> buf(LWS_PRE + 2048);
@@ -282,7 +282,7 @@ int Server::Impl::on_http_writeable(lws* wsi, HttpExchange& exchange) {
   return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-void Server::Impl::on_http_closed(lws* wsi) {
+void Service::on_http_closed(lws* wsi) {
   auto found = http_exchanges.find(wsi);
   if (found == http_exchanges.end()) return;
   if (const auto id = found->second->stream_session; id != 0) {
@@ -306,11 +306,11 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         return 0;
       }
       case LWS_CALLBACK_HTTP:
-        return impl_of(wsi).on_http_start(wsi);
+        return service_of(wsi).on_http_start(wsi);
       case LWS_CALLBACK_HTTP_BODY: {
-        Server::Impl& impl = impl_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return -1;
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return -1;
         HttpExchange& exchange = *found->second;
         // Past the limit the rest is read and dropped, so the 413 can go out on a clean
         // connection (closing with unread data would reset it before the client reads the reply).
@@ -323,32 +323,32 @@ int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         return 0;
       }
       case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
-        Server::Impl& impl = impl_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return -1;
-        return impl.on_http_request(wsi, *found->second);
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return -1;
+        return service.on_http_request(wsi, *found->second);
       }
       case LWS_CALLBACK_HTTP_WRITEABLE: {
-        Server::Impl& impl = impl_of(wsi);
-        auto found = impl.http_exchanges.find(wsi);
-        if (found == impl.http_exchanges.end()) return 0;
+        Service& service = service_of(wsi);
+        auto found = service.http_exchanges.find(wsi);
+        if (found == service.http_exchanges.end()) return 0;
         HttpExchange& exchange = *found->second;
         if (exchange.stream_session != 0) {
-          auto session = impl.sessions.find(exchange.stream_session);
-          if (session == impl.sessions.end()) return -1;
-          return impl.on_stream_writeable(wsi, *session->second);
+          auto session = service.sessions.find(exchange.stream_session);
+          if (session == service.sessions.end()) return -1;
+          return service.on_stream_writeable(wsi, *session->second);
         }
-        return impl.on_http_writeable(wsi, exchange);
+        return service.on_http_writeable(wsi, exchange);
       }
       case LWS_CALLBACK_CLOSED_HTTP:
-        impl_of(wsi).on_http_closed(wsi);
+        service_of(wsi).on_http_closed(wsi);
         return 0;
       default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
   } catch (const std::exception& e) {
     // Nothing may throw through lws: drop this one connection and keep serving.
-    impl_of(wsi).log.error("internal error", {{"what", e.what()}});
+    service_of(wsi).log.error("internal error", {{"what", e.what()}});
     return -1;
   }
 }

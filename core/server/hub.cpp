@@ -39,6 +39,12 @@ void Hub::publish(const Record& record, const FramePtr& frame) {
   // Iterate by index: enqueue() may remove the current subscriber (swap with the last one).
   for (std::size_t i = 0; i < m_live.size();) {
     Subscriber& subscriber = *m_live[i];
+    // A cursor ahead of the broadcasts: the subscriber asked for since= an id stored and acked on
+    // another service thread before this one broadcast it. It has that event already.
+    if (record.id <= subscriber.cursor) {
+      ++i;
+      continue;
+    }
     if (subscriber.wants(record.topic)) {
       subscriber.cursor = record.id;
       if (subscriber.filter) {

@@ -1,7 +1,7 @@
 #pragma once
 // The subscriber registry: topic filters, bounded per-subscriber queues, the slow-consumer policy
-// and catch-up from the store. Lives on the service thread and knows nothing of sockets: it tells
-// its Sink when a subscriber has something to write or must be closed.
+// and catch-up from the store. Each service thread has its own, for its own subscribers; it knows
+// nothing of sockets: it tells its Sink when a subscriber has something to write or must be closed.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -55,8 +55,9 @@ class Hub {
   // Queues `frame` for one subscriber; false (and the sink told) when that overflowed it.
   bool enqueue(Subscriber& subscriber, FramePtr frame);
   // Queues the event's shared frame for every live subscriber that wants its topic and whose
-  // filter (if any) it matches; the event's fields are indexed once, and only when some live
-  // subscriber has a filter.
+  // filter (if any) it matches, and whose cursor is below its id (so a subscriber that went live
+  // ahead of this hub's broadcasts gets nothing twice); the event's fields are indexed once, and
+  // only when some live subscriber has a filter.
   void publish(const Record& record, const FramePtr& frame);
 
   // Queues the next catch-up page for a subscriber that is not live yet: stored events with

@@ -1,8 +1,9 @@
 #pragma once
-// `evstream serve`: one libwebsockets context serving HTTP and the two WebSocket endpoints on one
-// port, one service thread (the caller of run()) and one store thread. Construction opens the
-// store and binds the port (throwing evstream::Error with a clear message when it cannot);
-// run() serves until request_stop().
+// `evstream serve`: HTTP and the two WebSocket endpoints on one port, served by `threads` service
+// threads (each with its own libwebsockets context and its own share of the connections; the
+// caller of run() is one of them) in front of one store thread. Construction opens the store and
+// binds the port (throwing evstream::Error with a clear message when it cannot); run() serves
+// until request_stop().
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,9 @@ namespace evstream {
 struct ServerOptions {
   std::string host = "127.0.0.1";  // loopback only unless asked: a new server is not public
   int port = 8000;                 // 0 binds a free port
+  // Service threads, each with its own lws_context and connections; serve's --threads defaults
+  // to one per core. 1 keeps lws' own listening socket; more share the port (SO_REUSEPORT).
+  std::size_t threads = 1;
   std::string db = "./evstream.db";
   Durability durability = Durability::normal;  // NORMAL already survives kill -9
   std::int64_t ping_interval_us = 30'000'000;  // clients silent for 2x this are closed
@@ -49,7 +53,8 @@ class Server {
   std::string url() const;
 
   // Serves until request_stop(); then stops accepting, commits what was accepted, acks it, closes
-  // every client with 1001 "going away" and returns. Must be called on one thread only.
+  // every client with 1001 "going away" and returns. Must be called on one thread only; it runs
+  // the other service threads and joins them before it returns.
   void run();
 
   // Thread-safe and async-signal-tolerant (it only sets a flag and wakes the loop).

@@ -1,16 +1,20 @@
 #pragma once
-// Internals of Server shared by server.cpp (context, loop, shutdown, store hand-off) and
-// ws.cpp (the WebSocket callbacks) and http.cpp (HTTP). Not part of the public API.
+// Internals of Server: the process-wide part (server.cpp: the log, the fan-out, the threads) and
+// one service thread's part (service.cpp: context, loop, shutdown; ws.cpp: the WebSocket
+// callbacks; http.cpp, stream.cpp, api_routes.cpp: HTTP). Not part of the public API.
 #include <libwebsockets.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "core/server/fanout.hpp"
 #include "core/server/hub.hpp"
+#include "core/server/listener.hpp"
 #include "core/server/metrics.hpp"
 #include "core/server/server.hpp"
 #include "core/store/wal.hpp"
@@ -94,51 +98,57 @@ struct SubscriptionRequest {
 // syscall on the next writable round.
 inline constexpr std::size_t kMaxCoalescedBytes = 64 * 1024;
 
-// StoreWriter tags with this bit set belong to HTTP exchanges (the rest are WebSocket connection
-// ids), so deliver_committed can tell the two apart.
-inline constexpr std::uint64_t kHttpTagBit = std::uint64_t{1} << 63;
-
 // RFC 6455 "Try Again Later": the server cannot take the frame now; reconnect and resend.
 inline constexpr int kCloseTryAgainLater = 1013;
 
+// A service thread's counts; it writes them, any thread reads them for /metrics and health.
 struct Counters {
-  std::uint64_t connections_total = 0;
-  std::uint64_t events_in = 0;
-  std::uint64_t duplicates = 0;
-  std::uint64_t rejected_frames = 0;
-  std::uint64_t messages_out = 0;
-  std::uint64_t bytes_out = 0;
-  std::uint64_t dead_clients = 0;
-  std::uint64_t refused_connections = 0;
+  Tally connections_total;
+  Tally rejected_frames;
+  Tally messages_out;
+  Tally bytes_out;
+  Tally dead_clients;
+  Tally refused_connections;
+  Tally slow_consumers;
+  Tally open_sessions;  // `sessions` of the thread, kept here so other threads can read it
+  Tally publishers;     // of those, publishers
 };
+
+class Service;
 
 // A sul with a way back to its owner: lws hands the callback only the sul pointer.
-struct ServerTimer {
-  lws_sorted_usec_list_t sul{};  // first member, so a sul* converts back to ServerTimer*
-  Server::Impl* owner = nullptr;
+struct ServiceTimer {
+  lws_sorted_usec_list_t sul{};  // first member, so a sul* converts back to ServiceTimer*
+  Service* owner = nullptr;
 };
 
-struct Server::Impl final : HubSink {
-  Impl(ServerOptions options, Logger& logger);
-  ~Impl() override;
+// One service thread: its own lws_context (every socket it accepted), its sessions and hub, its
+// read-only store connection, its timers. Everything here runs on that thread, except what is
+// said to be readable elsewhere (counters, metrics) and the inbox. What all threads share, and
+// the threads themselves, are Server::Impl's.
+class Service final : public HubSink {
+ public:
+  // Creates the context; with a `listener` (serve --threads > 1) lws does not listen itself but
+  // the context watches that socket (ownership passes to lws). Throws Error when it cannot.
+  Service(Server::Impl& server, std::size_t index, std::optional<ListenSocket> listener);
+  ~Service() override;
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
 
-  // server.cpp
-  void create_context();
-  void connect_jetstream();
-  void run();
-  void wake();     // any thread: have the service thread run on_wake() soon
-  void on_wake();  // EVENT_WAIT_CANCELLED: store results and stop requests
-  void deliver_committed();
-  void broadcast(Committed& committed, std::int64_t now);
-  void acknowledge(const Committed& committed);
-  void unconfirmed(const Committed& committed);
-  StoreWriter::SubmitResult submit(NewEvent event, std::uint64_t tag);
-  bool log_drained() const;
+  // service.cpp
+  void create_context(std::optional<ListenSocket> listener);
+  void run();      // serves until the server stops; on this thread only
+  void wake();     // any thread: lws_cancel_service on this thread's context
+  void on_wake();  // EVENT_WAIT_CANCELLED: what the inbox holds, then stop requests
+  int accept_connections(int listen_fd);
+  void broadcast(const Broadcast& broadcast);
+  void acknowledge(const PublishReply& reply);
+  void unconfirmed(const PublishReply& reply);
+  std::uint64_t next_id();  // for a connection or an HTTP request (see connection_id)
   void on_ping_timer();
   void begin_drain();
   void begin_closing();
   bool publishers_idle() const;
-  std::string url() const;
 
   // http.cpp
   int on_http_start(lws* wsi);
@@ -167,9 +177,8 @@ struct Server::Impl final : HubSink {
   void get_events(HttpExchange& exchange);
   void get_event(HttpExchange& exchange, std::string_view id_text);
   void post_events(lws* wsi, HttpExchange& exchange);
-  void on_http_committed(const Committed& committed);
+  void on_http_committed(const PublishReply& reply);
   void finish_post(HttpExchange& exchange);
-  void record_store_samples();
 
   // ws.cpp
   int on_confirm_upgrade(lws* wsi);
@@ -190,49 +199,71 @@ struct Server::Impl final : HubSink {
   void wake(Subscriber& subscriber) override;
   void overflowed(Subscriber& subscriber) override;
 
-  ServerOptions options;
+  Server::Impl& server;  // what the threads share: the log, the fan-out, the other threads
+  const ServerOptions& options;
   Logger& log;
-  std::string store_path;  // the path both connections open (a shared-cache URI for :memory:)
-  // Set by wake() until on_wake() runs: a burst of store commits and PubAcks from other threads
-  // costs one lws_cancel_service (a pipe write and a poll wake-up), not one each.
-  std::atomic<bool> wake_pending{false};
-  std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
+  const std::size_t index;  // this thread's number, 0 for the one that called Server::run()
+  Inbox inbox;              // the fan-out's hand-offs to this thread
   std::unique_ptr<Store> read_store;
-  std::unique_ptr<StoreWriter> writer;
-  std::unique_ptr<JetStreamLog> jetstream;  // cluster mode: the log of record; feeds `writer`
   Hub hub;
   Counters counters;
   ServerMetrics metrics;
   std::unordered_map<std::uint64_t, lws*> http_pending;  // HTTP tag -> connection awaiting store
-  std::uint64_t next_http_tag = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions;
-  std::size_t publisher_sessions = 0;  // of `sessions`, kept so health never walks them all
   std::unordered_map<lws*, std::unique_ptr<HttpExchange>> http_exchanges;
-  std::uint64_t next_connection_id = 1;
-  EventId head = 0;  // newest id broadcast: everything <= head is stored and was delivered live
-  std::int64_t events_at_start = 0;  // rows stored at startup; events_total adds events_in
-  std::int64_t started_us = 0;
+  std::uint64_t ids_issued = 0;  // connection ids and HTTP tags handed out by next_id()
+  EventId head = 0;  // newest id broadcast here: everything <= head is stored and was delivered
 
   enum class Phase { serving, draining, closing, done } phase = Phase::serving;
   std::int64_t phase_deadline_us = 0;
-  std::atomic<bool> stop_requested{false};
 
   std::vector<unsigned char> scratch;          // LWS_PRE + coalesced frames for one write
   std::vector<std::int64_t> scratch_accepted;  // accepted_us of the broadcasts in that write
   std::string stream_out;                      // an HTTP stream's next write, as SSE or NDJSON
-  std::array<lws_protocols, 3> protocols{};
+  std::array<lws_protocols, 4> protocols{};
   lws_protocol_vhost_options pvo_default{};
   lws_protocol_vhost_options pvo{};
   lws_http_mount mount{};
-  lws_retry_bo_t retry{};
   struct ContextDeleter {
     void operator()(lws_context* context) const { lws_context_destroy(context); }
   };
   std::unique_ptr<lws_context, ContextDeleter> context;
   lws_vhost* vhost = nullptr;
   int port = 0;
-  ServerTimer ping_timer;
-  ServerTimer phase_timer;
+  ServiceTimer ping_timer;
+  ServiceTimer phase_timer;
+};
+
+// The process-wide part of serve: the options, the log (store thread, WAL checkpointer and, in
+// cluster mode, JetStream), the fan-out from the log to the service threads, and the threads.
+struct Server::Impl {
+  Impl(ServerOptions options, Logger& logger);
+  ~Impl();
+
+  void run();  // runs service 0 on the calling thread and the others on threads of their own
+  void request_stop();
+  std::string url() const;
+  // Any service thread: one event to the log of record (the store writer, or JetStream).
+  StoreWriter::SubmitResult submit(NewEvent event, std::uint64_t tag);
+  // Ends intake at shutdown (every service thread calls it; the first one does it).
+  void stop_intake();
+  // Connections open over all threads (for --max-clients), read from their counters.
+  std::size_t open_sessions() const;
+  void connect_jetstream(EventId head);
+
+  ServerOptions options;
+  Logger& log;
+  std::string store_path;  // the path every connection opens (a shared-cache URI for :memory:)
+  std::int64_t events_at_start = 0;  // rows stored at startup; events_total adds events_in
+  std::int64_t started_us = 0;
+  std::atomic<bool> stop_requested{false};
+  // Declared in the order they are built; the destructor takes them apart in reverse, the
+  // fan-out stopped first so that no thread hands anything to a service being destroyed.
+  std::unique_ptr<Fanout> fanout;
+  std::unique_ptr<WalCheckpointer> checkpointer;  // before `writer`: it outlives the writer's hook
+  std::vector<std::unique_ptr<Service>> services;
+  std::unique_ptr<JetStreamLog> jetstream;  // cluster mode: the log of record; feeds `writer`
+  std::unique_ptr<StoreWriter> writer;
 };
 
 // http.cpp: the token a request presents ("Authorization: Bearer T", else ?token=T), for
@@ -244,9 +275,9 @@ std::string request_token(lws* wsi);
 // caller then returns non-zero so lws closes the connection once it is written.
 void write_refusal(lws* wsi, unsigned status, std::string_view message);
 
-// The server behind any wsi of its context (the context's user pointer).
-inline Server::Impl& impl_of(lws* wsi) {
-  return *static_cast<Server::Impl*>(lws_context_user(lws_get_context(wsi)));
+// The service thread behind any wsi of its context (the context's user pointer).
+inline Service& service_of(lws* wsi) {
+  return *static_cast<Service*>(lws_context_user(lws_get_context(wsi)));
 }
 
 // A request header's value; empty when absent. Only valid until the upgrade completes.
@@ -290,5 +321,7 @@ bool stream_peer_gone(lws* wsi);
 
 int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
+// service.cpp: the protocol watching a shared listening socket (serve --threads > 1).
+int listen_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len);
 
 }  // namespace evstream

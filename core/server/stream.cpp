@@ -2,7 +2,7 @@
 // EventSource, log shippers). The response is a Session in the hub like a /ws/events connection,
 // with the same parameters, queue bounds, slow-consumer policy and order; only the bytes differ
 // (SSE or NDJSON, core/wire/http_stream). It has no length and ends when the connection does.
-// Everything here runs on the service thread.
+// Everything here runs on the connection's service thread.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -14,7 +14,7 @@
 
 namespace evstream {
 
-std::optional<Server::Impl::Refusal> Server::Impl::open_stream(lws* wsi, HttpExchange& exchange) {
+std::optional<Service::Refusal> Service::open_stream(lws* wsi, HttpExchange& exchange) {
   std::optional<std::string_view> format_arg;
   for (const auto& [name, value] : exchange.args) {
     if (name == "format") format_arg = value;
@@ -42,7 +42,7 @@ std::optional<Server::Impl::Refusal> Server::Impl::open_stream(lws* wsi, HttpExc
   if (phase != Phase::serving) {
     return Refusal{HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down"};
   }
-  if (sessions.size() >= options.max_clients) {
+  if (server.open_sessions() >= options.max_clients) {
     return Refusal{HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients (--max-clients reached)"};
   }
   if (!write_stream_headers(wsi, exchange, *format)) {
@@ -61,7 +61,7 @@ std::optional<Server::Impl::Refusal> Server::Impl::open_stream(lws* wsi, HttpExc
   return std::nullopt;
 }
 
-bool Server::Impl::write_stream_headers(lws* wsi, HttpExchange& exchange, StreamFormat format) {
+bool Service::write_stream_headers(lws* wsi, HttpExchange& exchange, StreamFormat format) {
   std::vector<unsigned char> buf(LWS_PRE + 2048);
   unsigned char* start = buf.data() + LWS_PRE;
   unsigned char* p = start;
@@ -84,7 +84,7 @@ bool Server::Impl::write_stream_headers(lws* wsi, HttpExchange& exchange, Stream
   return lws_finalize_write_http_header(wsi, start, &p, end) == 0;
 }
 
-int Server::Impl::on_stream_writeable(lws* wsi, Session& session) {
+int Service::on_stream_writeable(lws* wsi, Session& session) {
   const StreamFormat format = *session.http_stream;
   std::string& body = stream_out;  // reused: no allocation per write once it has grown
   body.clear();

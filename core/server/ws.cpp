@@ -1,5 +1,5 @@
 // The WebSocket half of serve: /ws/events (subscribers) and /ws/publish (publishers) on one lws
-// protocol, routed by path. Everything here runs on the service thread.
+// protocol, routed by path. Everything here runs on the connection's service thread.
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -25,7 +25,7 @@ std::optional<std::int64_t> parse_count(std::string_view text) {
 
 }  // namespace
 
-int Server::Impl::on_confirm_upgrade(lws* wsi) {
+int Service::on_confirm_upgrade(lws* wsi) {
   const std::string path = header(wsi, WSI_TOKEN_GET_URI);
   unsigned status = 0;
   const char* message = nullptr;
@@ -35,7 +35,7 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   } else if (phase != Phase::serving) {
     status = HTTP_STATUS_SERVICE_UNAVAILABLE;
     message = "server is shutting down";
-  } else if (sessions.size() >= options.max_clients) {
+  } else if (server.open_sessions() >= options.max_clients) {
     status = HTTP_STATUS_SERVICE_UNAVAILABLE;
     message = "too many clients (--max-clients reached)";
   } else if (!origin_allowed(wsi, header(wsi, WSI_TOKEN_ORIGIN))) {
@@ -56,10 +56,10 @@ int Server::Impl::on_confirm_upgrade(lws* wsi) {
   return 1;
 }
 
-Session& Server::Impl::add_session(lws* wsi, Role role, std::string path) {
+Session& Service::add_session(lws* wsi, Role role, std::string path) {
   auto owned = std::make_unique<Session>();
   Session& session = *owned;
-  session.id = next_connection_id++;
+  session.id = next_id();
   session.wsi = wsi;
   session.path = std::move(path);
   session.role = role;
@@ -68,7 +68,8 @@ Session& Server::Impl::add_session(lws* wsi, Role role, std::string path) {
   session.peer = peer;
   session.connected_us = session.last_rx_us = now_unix_us();
   sessions.emplace(session.id, std::move(owned));
-  publisher_sessions += session.role == Role::publisher;
+  ++counters.open_sessions;
+  if (session.role == Role::publisher) ++counters.publishers;
   ++counters.connections_total;
   ++(session.role == Role::publisher ? metrics.publisher_connections_total
                                      : metrics.subscriber_connections_total);
@@ -76,7 +77,7 @@ Session& Server::Impl::add_session(lws* wsi, Role role, std::string path) {
   return session;
 }
 
-int Server::Impl::on_established(lws* wsi, Session** slot) {
+int Service::on_established(lws* wsi, Session** slot) {
   std::string path = header(wsi, WSI_TOKEN_GET_URI);
   const Role role = path == "/ws/publish" ? Role::publisher : Role::subscriber;
   Session& session = add_session(wsi, role, std::move(path));
@@ -95,7 +96,7 @@ int Server::Impl::on_established(lws* wsi, Session** slot) {
 }
 
 // topic=/since=/since_time=/last=/where=; a bad one is said in `problem`.
-SubscriptionRequest Server::Impl::parse_subscription(
+SubscriptionRequest Service::parse_subscription(
     const std::vector<std::pair<std::string, std::string>>& args) {
   SubscriptionRequest request;
   std::string& problem = request.problem;
@@ -131,19 +132,23 @@ SubscriptionRequest Server::Impl::parse_subscription(
 }
 
 // Greets the subscriber and queues its first catch-up page.
-void Server::Impl::start_subscription(Session& session, SubscriptionRequest request) {
+void Service::start_subscription(Session& session, SubscriptionRequest request) {
   session.topics = std::move(request.topics);
   session.filter = std::move(request.filter);
   const auto since = request.since;
   const auto last = request.last;
   reply(session, encode_ping(now_unix_us(), std::to_string(session.id), head));
-  if (since && *since > head) {
+  // Another thread may have acked an event this one has not broadcast yet: the fan-out's head
+  // is the newest id stored and handed out. A cursor past this thread's head then goes live at
+  // once, and Hub::publish skips what arrives here at or below it.
+  const EventId newest = std::max(head, server.fanout->head());
+  if (since && *since > newest) {
     reply(session, encode_error("since=" + std::to_string(*since) +
-                                " is above the newest stored id " + std::to_string(head) +
+                                " is above the newest stored id " + std::to_string(newest) +
                                 " (was the store reset?); sending live events from here"));
   }
   if (since) {
-    session.cursor = std::min<EventId>(*since, head);
+    session.cursor = std::min<EventId>(*since, newest);
   } else if (last && (!session.topics.empty() || session.filter)) {
     Hub::seek_last(session, *last, head);  // walked back page by page: never one long query
   } else if (last) {
@@ -155,7 +160,7 @@ void Server::Impl::start_subscription(Session& session, SubscriptionRequest requ
   hub.catch_up(session, *read_store, head);
 }
 
-int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) {
+int Service::on_receive(Session& session, const char* in, std::size_t len) {
   // Closing: what is queued goes out, then the close frame; new frames would only delay it.
   if (session.close_code != 0) return 0;
   session.last_rx_us = now_unix_us();
@@ -187,7 +192,7 @@ int Server::Impl::on_receive(Session& session, const char* in, std::size_t len) 
   return 0;
 }
 
-void Server::Impl::handle_subscriber_message(Session& session, std::string_view text) {
+void Service::handle_subscriber_message(Session& session, std::string_view text) {
   const auto message = decode_subscriber_message(text);
   if (const auto* error = std::get_if<std::string>(&message)) {
     ++counters.rejected_frames;
@@ -195,7 +200,7 @@ void Server::Impl::handle_subscriber_message(Session& session, std::string_view 
   }
 }
 
-void Server::Impl::handle_publish(Session& session, std::string_view text) {
+void Service::handle_publish(Session& session, std::string_view text) {
   auto decoded = decode_publish(text);
   if (const auto* error = std::get_if<std::string>(&decoded)) {
     ++counters.rejected_frames;
@@ -205,7 +210,7 @@ void Server::Impl::handle_publish(Session& session, std::string_view text) {
   auto& request = std::get<PublishRequest>(decoded);
   NewEvent event{std::move(request.topic), std::move(request.data), std::move(request.key),
                  now_unix_us()};
-  switch (submit(std::move(event), session.id)) {
+  switch (server.submit(std::move(event), session.id)) {
     case StoreWriter::SubmitResult::ok:
       session.queue.push_placeholder();
       if (++session.in_flight >= kPublisherWindow && !session.rx_paused) {
@@ -224,13 +229,13 @@ void Server::Impl::handle_publish(Session& session, std::string_view text) {
   }
 }
 
-void Server::Impl::reply(Session& session, std::string_view payload) {
+void Service::reply(Session& session, std::string_view payload) {
   const bool was_ready = session.queue.front_ready();
   session.queue.push(make_text_frame(payload));
   if (!was_ready) wake(session);
 }
 
-void Server::Impl::close_later(Session& session, int code, std::string reason, bool after_drain) {
+void Service::close_later(Session& session, int code, std::string reason, bool after_drain) {
   if (session.close_code != 0) return;
   session.close_code = code;
   session.close_reason = std::move(reason);
@@ -239,12 +244,13 @@ void Server::Impl::close_later(Session& session, int code, std::string reason, b
   lws_callback_on_writable(session.wsi);
 }
 
-void Server::Impl::wake(Subscriber& subscriber) {
+void Service::wake(Subscriber& subscriber) {
   lws_callback_on_writable(static_cast<Session&>(subscriber).wsi);
 }
 
-void Server::Impl::overflowed(Subscriber& subscriber) {
+void Service::overflowed(Subscriber& subscriber) {
   auto& session = static_cast<Session&>(subscriber);
+  ++counters.slow_consumers;
   log.warn("slow consumer",
            {{"id", session.id},
             {"peer", session.peer},
@@ -254,7 +260,7 @@ void Server::Impl::overflowed(Subscriber& subscriber) {
   lws_set_timeout(session.wsi, PENDING_TIMEOUT_USER_OK, kSlowCloseGraceSecs);
 }
 
-int Server::Impl::on_writeable(Session& session) {
+int Service::on_writeable(Session& session) {
   if (session.close_sent) return 0;
   // Drained means no placeholders either: every ack owed has been written.
   if (session.close_code != 0 && session.close_when_drained && session.queue.empty()) {
@@ -319,21 +325,20 @@ int Server::Impl::on_writeable(Session& session) {
 
 // One write to a subscriber carried `messages` messages in `bytes` bytes; the live broadcasts
 // among them (their acceptance times in scratch_accepted) are delivered now.
-void Server::Impl::record_sent(std::size_t messages, std::size_t bytes) {
+void Service::record_sent(std::size_t messages, std::size_t bytes) {
   counters.messages_out += messages;
   counters.bytes_out += bytes;
   if (scratch_accepted.empty()) return;
-  const std::int64_t now = now_unix_us();
-  for (const std::int64_t accepted : scratch_accepted) metrics.delivery_us.record(now - accepted);
+  metrics.delivery_us.record_ages(scratch_accepted, now_unix_us());
 }
 
-void Server::Impl::on_peer_close(Session& session, const unsigned char* in, std::size_t len) {
+void Service::on_peer_close(Session& session, const unsigned char* in, std::size_t len) {
   int code = 1005;
   if (len >= 2) code = (in[0] << 8) | in[1];
   session.end_reason = "client closed (" + std::to_string(code) + ")";
 }
 
-void Server::Impl::on_closed(Session& session) {
+void Service::on_closed(Session& session) {
   hub.remove(session);
   std::string reason = session.close_code != 0       ? session.close_reason
                        : !session.end_reason.empty() ? session.end_reason
@@ -343,7 +348,8 @@ void Server::Impl::on_closed(Session& session) {
                           {"path", session.path},
                           {"reason", reason},
                           {"duration_ms", (now_unix_us() - session.connected_us) / 1000}});
-  publisher_sessions -= session.role == Role::publisher;
+  --counters.open_sessions;
+  if (session.role == Role::publisher) --counters.publishers;
   sessions.erase(session.id);
 }
 
@@ -353,33 +359,34 @@ int bus_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, st
   try {
     switch (reason) {
       case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return impl_of(wsi).on_confirm_upgrade(wsi);
+        return service_of(wsi).on_confirm_upgrade(wsi);
       case LWS_CALLBACK_ESTABLISHED:
-        return impl_of(wsi).on_established(wsi, slot);
+        return service_of(wsi).on_established(wsi, slot);
       case LWS_CALLBACK_RECEIVE:
-        return session ? impl_of(wsi).on_receive(*session, static_cast<const char*>(in), len) : -1;
+        return session ? service_of(wsi).on_receive(*session, static_cast<const char*>(in), len)
+                       : -1;
       case LWS_CALLBACK_SERVER_WRITEABLE:
-        return session ? impl_of(wsi).on_writeable(*session) : 0;
+        return session ? service_of(wsi).on_writeable(*session) : 0;
       case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (session && session->close_sent) return -1;  // the answer to our close: done
         if (session) {
-          impl_of(wsi).on_peer_close(*session, static_cast<const unsigned char*>(in), len);
+          service_of(wsi).on_peer_close(*session, static_cast<const unsigned char*>(in), len);
         }
         return 0;
       case LWS_CALLBACK_CLOSED:
-        if (session) impl_of(wsi).on_closed(*session);
+        if (session) service_of(wsi).on_closed(*session);
         if (slot) *slot = nullptr;
         return 0;
       case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         // Delivered to every protocol through a fake wsi without pss; never return non-zero.
-        impl_of(wsi).on_wake();
+        service_of(wsi).on_wake();
         return 0;
       default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
   } catch (const std::exception& e) {
     // Nothing may throw through lws: drop this one connection and keep serving everyone else.
-    impl_of(wsi).log.error("internal error", {{"what", e.what()}});
+    service_of(wsi).log.error("internal error", {{"what", e.what()}});
     return reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED ? 0 : -1;
   }
 }

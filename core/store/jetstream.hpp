@@ -83,7 +83,9 @@ class JetStreamLog {
   void follow(EventId after, Sink sink);
 
   enum class PublishResult { ok, full, closed };
-  // Service thread only. The outcome arrives through take_outcomes().
+  // Any service thread (serve --threads): outcomes come out in the order of these calls, so a
+  // connection's events, all sent from its own thread, keep their order. The outcome arrives
+  // through take_outcomes().
   PublishResult publish(const NewEvent& event, std::uint64_t tag);
   // Outcomes in publish order, each only once its id <= `replicated` (so an acked event is
   // already visible on this node), or at once when it failed or `replicated` is nullopt.

@@ -55,6 +55,24 @@ StoreWriter::SubmitResult StoreWriter::submit(NewEvent event, std::uint64_t tag)
   return SubmitResult::ok;
 }
 
+StoreWriter::SubmitResult StoreWriter::submit_all(std::vector<NewEvent>& events,
+                                                  std::uint64_t tag) {
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_closed) return SubmitResult::closed;
+    std::size_t bytes = 0;
+    for (const auto& event : events) bytes += event.data.size();
+    if (m_queue.size() + events.size() > m_options.max_queued_events ||
+        m_queued_bytes + bytes > m_options.max_queued_bytes) {
+      return SubmitResult::full;
+    }
+    m_queued_bytes += bytes;
+    for (auto& event : events) m_queue.emplace_back(tag, std::move(event));
+  }
+  m_wake.notify_one();
+  return SubmitResult::ok;
+}
+
 StoreWriter::SubmitResult StoreWriter::submit_wait(NewEvent event, std::uint64_t tag) {
   {
     std::unique_lock lock(m_mutex);

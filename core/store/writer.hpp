@@ -47,6 +47,10 @@ class StoreWriter {
 
   enum class SubmitResult { ok, full, closed };
   SubmitResult submit(NewEvent event, std::uint64_t tag);
+  // As submit(), for several events under one tag, all or none: `full` when they do not all fit
+  // (then nothing was queued), so a request's events are never half stored because another
+  // thread submitted in between. Moves from `events` only on `ok`.
+  SubmitResult submit_all(std::vector<NewEvent>& events, std::uint64_t tag);
   // As submit(), but waits for room instead of answering `full`: for a feed that must not drop
   // and can wait (a replica's consumer thread; the log behind it holds what is not yet taken).
   SubmitResult submit_wait(NewEvent event, std::uint64_t tag);

@@ -119,7 +119,7 @@ class ServerProcess:
         cmd = [evstream_bin(), "serve", "--host", HOST, "--port", "0", "--db", self.db, *self.args]
         with open(self.stderr_path, "ab") as stderr:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=stderr, cwd=self.workdir)
+                                         stderr=stderr, cwd=self.workdir, env=serve_env())
         self.url = self._read_url_line()
         return self
 
@@ -209,6 +209,15 @@ class ServerProcess:
     def close_stdout(self):
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
+
+
+def serve_env():
+    """The environment of a test's server: serve runs one service thread per core by default, and
+    the suite runs it with two (EVSTREAM_THREADS) on any machine, so every test crosses threads;
+    EVSTREAM_THREADS=1 in the environment runs the suite on one."""
+    env = dict(os.environ)
+    env.setdefault("EVSTREAM_THREADS", "2")
+    return env
 
 
 def run_serve_once(args, timeout=10.0):
@@ -644,7 +653,7 @@ class FixedPortServer(ServerProcess):
                "--db", self.db, *self.args]
         with open(self.stderr_path, "ab") as stderr:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=stderr, cwd=self.workdir)
+                                         stderr=stderr, cwd=self.workdir, env=serve_env())
         self.url = self._read_url_line()
         return self
 

@@ -86,6 +86,19 @@ TEST_CASE("hub::publish") {
     small.publish(record(2, "t"), make_text_frame("y"));
     CHECK(small_sink.overflowed_ids == std::vector<std::uint64_t>{3});
   }
+  SUBCASE("a cursor ahead of the broadcasts skips what it already has") {
+    // since=3 on a thread that has broadcast up to 0 only: live at once, 1..3 come later here.
+    Subscriber ahead;
+    ahead.id = 4;
+    ahead.cursor = 3;
+    hub.catch_up(ahead, store, 0);
+    REQUIRE(ahead.live);
+    for (EventId id = 1; id <= 4; ++id) {
+      hub.publish(record(id, "cams"), make_text_frame(encode_event(record(id, "cams"))));
+    }
+    CHECK(drain_ids(ahead) == std::vector<EventId>{4});
+    CHECK(drain_ids(cams) == std::vector<EventId>{1, 2, 3, 4});
+  }
   SUBCASE("remove leaves the live list") {
     hub.remove(all);
     hub.remove(all);

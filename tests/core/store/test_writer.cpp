@@ -111,6 +111,8 @@ TEST_CASE("store_writer: commits in submission order and keeps tags") {
   }
   CHECK(writer.drained());
   CHECK(writer.batches_committed() >= (n + 63) / 64);
+  // The last batch's notify runs after its events can be taken: it may still be on its way.
+  CHECK(notifier.wait_past(writer.batches_committed() - 1, std::chrono::steady_clock::now() + 5s));
   CHECK(notifier.calls() == writer.batches_committed());
   std::size_t sampled = 0;
   for (const auto& sample : writer.take_batch_samples()) {
@@ -161,6 +163,37 @@ TEST_CASE("store_writer: submit answers full past the bounds") {
   notifier.release();
   CHECK(collect(writer, notifier, accepted).size() == accepted);
   CHECK(writer.submit(make_event("{}"), 5) == StoreWriter::SubmitResult::ok);
+}
+
+TEST_CASE("store_writer: submit_all queues every event or none") {
+  Notifier notifier(true);
+  StoreWriterOptions options;
+  options.max_queued_events = 4;
+  options.max_queued_bytes = 100;
+  StoreWriter writer(Store(":memory:"), options, notifier.callback());
+  ReleaseOnExit release{notifier};
+  REQUIRE(writer.submit(make_event("{}"), 0) == StoreWriter::SubmitResult::ok);
+  REQUIRE(notifier.wait_past(0, std::chrono::steady_clock::now() + 5s));
+  std::vector<NewEvent> three{make_event("{\"n\":1}"), make_event("{\"n\":2}"),
+                              make_event("{\"n\":3}")};
+  REQUIRE(writer.submit(make_event("{}"), 1) == StoreWriter::SubmitResult::ok);
+  REQUIRE(writer.submit(make_event("{}"), 1) == StoreWriter::SubmitResult::ok);
+  // Two queued, three more do not fit: none goes in, and the events stay with the caller.
+  CHECK(writer.submit_all(three, 2) == StoreWriter::SubmitResult::full);
+  CHECK(writer.queued() == 2);
+  CHECK(three[2].data == "{\"n\":3}");
+  three.pop_back();
+  CHECK(writer.submit_all(three, 2) == StoreWriter::SubmitResult::ok);
+  CHECK(writer.queued() == 4);
+  notifier.release();
+  const auto committed = collect(writer, notifier, 5);
+  REQUIRE(committed.size() == 5);
+  CHECK(committed[3].tag == 2);
+  CHECK(committed[3].event.data == "{\"n\":1}");
+  CHECK(committed[4].event.data == "{\"n\":2}");
+  writer.close();
+  std::vector<NewEvent> late{make_event("{}")};
+  CHECK(writer.submit_all(late, 3) == StoreWriter::SubmitResult::closed);
 }
 
 TEST_CASE("store_writer: submit_wait waits for room instead of answering full") {
