@@ -38,4 +38,8 @@ class ListenSocket {
 std::vector<ListenSocket> open_shared_listeners(const std::string& host, int port,
                                                 std::size_t count);
 
+// One connection from a listening socket, non-blocking, with the options lws' own listener sets
+// on what it accepts (TCP_NODELAY); -1 with errno when none could be taken.
+int accept_connection(int listen_fd);
+
 }  // namespace evstream

@@ -166,7 +166,7 @@ void Service::create_context(std::optional<ListenSocket> listener) {
 // its own listener would (the same adoption call, so HTTP, WebSocket upgrades and TLS follow).
 int Service::accept_connections(int listen_fd) {
   for (int i = 0; i < kAcceptBurst; ++i) {
-    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = accept_connection(listen_fd);
     if (fd < 0) {
       if (errno == EINTR) continue;
       // EAGAIN: another thread took it, or nothing is left. EMFILE and the like: lws' own
