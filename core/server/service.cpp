@@ -169,8 +169,8 @@ int Service::accept_connections(int listen_fd) {
     const int fd = accept_connection(listen_fd);
     if (fd < 0) {
       if (errno == EINTR) continue;
-      // EAGAIN: another thread took it, or nothing is left. EMFILE and the like: lws' own
-      // listener gives up the same way and tries again on the next poll.
+      // EAGAIN: nothing is left (each thread has a socket of its own). EMFILE and the like: lws'
+      // own listener gives up the same way and tries again on the next poll.
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         log.debug("accept failed", {{"error", std::strerror(errno)}});
       }
