@@ -133,6 +133,10 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   "server_delivered_within_1ms": share("within_1ms"),
                   "server_delivered_within_2ms": share("within_2ms"),
                   "server_delivered_within_20ms": share("within_20ms"),
+                  "server_p50_at_most_us": round(delivery["p50_at_most"] * 1e6)
+                  if delivery.get("p50_at_most") is not None else None,
+                  "server_p99_at_most_us": round(delivery["p99_at_most"] * 1e6)
+                  if delivery.get("p99_at_most") is not None else None,
                   "server_delivery_buckets": delivery.get("buckets"),
                   **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
                   "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders" "${SERVE_THREADS:-}"

@@ -195,6 +195,18 @@ std::string report_json(const LoadtestReport& r, const std::vector<SloResult>& s
       const auto share = r.server_delivered_within(seconds);
       delivery[name] = share ? ordered_json(*share) : ordered_json();
     }
+    // The bucket bound under which half and 99% of the deliveries were written (seconds; null
+    // past the last finite bound).
+    for (const auto& [name, share] :
+         {std::pair{"p50_at_most", 0.5}, std::pair{"p99_at_most", 0.99}}) {
+      delivery[name] = ordered_json();
+      for (const auto& bucket : r.server_delivery) {
+        if (bucket.count >= share * r.server_delivery.back().count) {
+          if (!std::isinf(bucket.le)) delivery[name] = bucket.le;
+          break;
+        }
+      }
+    }
     // The whole histogram over the run: [upper bound in seconds (null: +Inf), cumulative count].
     ordered_json buckets = ordered_json::array();
     for (const auto& bucket : r.server_delivery) {
