@@ -373,11 +373,11 @@ struct IdRange {
 }  // namespace
 
 Store::FilteredPage Store::query_filtered(const Query& query, const ScanBudget& budget) {
-  IdRange range{query.after.value_or(0), query.before.value_or(last_id() + 1)};
   const EventId first_stored = scalar(m_db, "SELECT min(id) FROM events", 0);
   if (first_stored == 0) return {};
-  range.low = std::max(range.low, first_stored - 1);
-  range.high = std::min(range.high, last_id() + 1);
+  const EventId past_last = last_id() + 1;
+  IdRange range{std::max(query.after.value_or(0), first_stored - 1),
+                std::min(query.before.value_or(past_last), past_last)};
   if (query.since_us) {
     Statement first(m_db, "SELECT min(id) FROM events WHERE time_us >= ?");
     Run run(first);
