@@ -14,10 +14,12 @@
 
 namespace evstream {
 
+struct LoadtestOptions;
+
 // The client loop for `clients` of loadtest's subscribers (and the publisher, on the first):
-// epoll, waking at most every 0.1 ms, and 64 KiB reads, so that a subscriber that fell behind
-// catches up in few reads.
-ClientLoopOptions loadtest_loop_options(std::size_t clients);
+// epoll and 64 KiB reads, so that a subscriber that fell behind catches up in few reads; a loop
+// expecting many messages at once wakes at most every 0.1 ms (see loadtest.cpp).
+ClientLoopOptions loadtest_loop_options(const LoadtestOptions& options, std::size_t clients);
 
 struct LoadtestOptions {
   // The servers (ws://host:port; endpoints are added). Subscribers are spread over them round-robin

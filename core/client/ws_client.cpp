@@ -273,8 +273,23 @@ void WsConnection::connect(const WsUrl& url) {
 }
 
 void WsConnection::send(std::string text) {
+  if (m_write_at_once && m_open && m_wsi != nullptr && !m_closing && queued() == 0 &&
+      !lws_partial_buffered(m_wsi)) {
+    // lws keeps what the socket does not take and writes it before anything else.
+    if (write_frame(text)) return;
+    lws_set_timeout(m_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);  // the socket failed
+    return;
+  }
   m_out.push_back(std::move(text));
   if (m_open && m_wsi != nullptr) lws_callback_on_writable(m_wsi);
+}
+
+bool WsConnection::write_frame(const std::string& text) {
+  // Client frames are masked in place, so each write needs its own copy with LWS_PRE room.
+  m_buffer.resize(LWS_PRE + text.size());
+  std::memcpy(m_buffer.data() + LWS_PRE, text.data(), text.size());
+  return lws_write(m_wsi, m_buffer.data() + LWS_PRE, text.size(), LWS_WRITE_TEXT) >=
+         static_cast<int>(text.size());
 }
 
 void WsConnection::clear_queue() {
@@ -299,14 +314,7 @@ int WsConnection::write_some() {
   }
   for (int i = 0; i < kMaxWritesPerCallback && m_out_head < m_out.size(); ++i) {
     if (i > 0 && lws_send_pipe_choked(m_wsi)) break;
-    const std::string& text = m_out[m_out_head];
-    // Client frames are masked in place, so each write needs its own copy with LWS_PRE room.
-    m_buffer.resize(LWS_PRE + text.size());
-    std::memcpy(m_buffer.data() + LWS_PRE, text.data(), text.size());
-    if (lws_write(m_wsi, m_buffer.data() + LWS_PRE, text.size(), LWS_WRITE_TEXT) <
-        static_cast<int>(text.size())) {
-      return -1;
-    }
+    if (!write_frame(m_out[m_out_head])) return -1;
     ++m_out_head;
   }
   if (m_out_head == m_out.size()) {

@@ -129,6 +129,9 @@ class WsConnection final : public ClientEndpoint {
   // on_closed. Any previous connection must have closed.
   void connect(const WsUrl& url);
   void send(std::string text);  // queued; written as the socket allows
+  // send() writes into the socket at once when nothing is queued before it, instead of waiting
+  // for the loop to find the socket writable (for timestamps taken just before a send).
+  void set_write_at_once(bool at_once) { m_write_at_once = at_once; }
   void close(int code = 1000, std::string reason = {});
   bool is_open() const { return m_open; }
   bool is_connecting() const { return m_wsi != nullptr && !m_open; }
@@ -143,6 +146,7 @@ class WsConnection final : public ClientEndpoint {
 
  private:
   int write_some();
+  bool write_frame(const std::string& text);
   ClientLoop& m_loop;
   WsHandler& m_handler;
   lws* m_wsi = nullptr;
@@ -155,6 +159,7 @@ class WsConnection final : public ClientEndpoint {
   std::string m_rx;
   std::vector<std::string> m_out;
   std::size_t m_out_head = 0;
+  bool m_write_at_once = false;
   std::vector<unsigned char> m_buffer;
 };
 

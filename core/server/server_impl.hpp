@@ -140,6 +140,7 @@ class Service final : public HubSink {
   void run();      // serves until the server stops; on this thread only
   void wake();     // any thread: lws_cancel_service on this thread's context
   void on_wake();  // EVENT_WAIT_CANCELLED: what the inbox holds, then stop requests
+  void take_handoffs();
   int accept_connections(int listen_fd);
   void broadcast(const Broadcast& broadcast);
   void acknowledge(const PublishReply& reply);
@@ -185,6 +186,8 @@ class Service final : public HubSink {
   int on_established(lws* wsi, Session** slot);
   int on_receive(Session& session, const char* in, std::size_t len);
   int on_writeable(Session& session);
+  bool write_ready_frames(Session& session);
+  void flush_woken();
   void record_sent(std::size_t messages, std::size_t bytes);
   void on_closed(Session& session);
   void on_peer_close(Session& session, const unsigned char* in, std::size_t len);
@@ -217,6 +220,10 @@ class Service final : public HubSink {
   enum class Phase { serving, draining, closing, done } phase = Phase::serving;
   std::int64_t phase_deadline_us = 0;
 
+  // While on_wake() takes hand-offs, connections given frames are listed here and written once
+  // after the last hand-off (flush_woken), instead of each waiting for a writable round.
+  bool taking_handoffs = false;
+  std::vector<Session*> woken;
   std::vector<unsigned char> scratch;          // LWS_PRE + coalesced frames for one write
   std::vector<std::int64_t> scratch_accepted;  // accepted_us of the broadcasts in that write
   std::string stream_out;                      // an HTTP stream's next write, as SSE or NDJSON

@@ -227,6 +227,19 @@ void Service::wake() {
 
 void Service::on_wake() {
   if (phase != Phase::serving) server.fanout->pump();  // acks no longer wait for the replica
+  taking_handoffs = true;
+  try {
+    take_handoffs();
+  } catch (...) {
+    taking_handoffs = false;
+    flush_woken();  // what was queued before the failure still goes out
+    throw;
+  }
+  taking_handoffs = false;
+  flush_woken();
+}
+
+void Service::take_handoffs() {
   for (const Handoff& handoff : inbox.take()) {
     if (handoff.broadcasts) {
       for (const Broadcast& event : *handoff.broadcasts) broadcast(event);

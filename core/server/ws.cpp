@@ -245,7 +245,12 @@ void Service::close_later(Session& session, int code, std::string reason, bool a
 }
 
 void Service::wake(Subscriber& subscriber) {
-  lws_callback_on_writable(static_cast<Session&>(subscriber).wsi);
+  auto& session = static_cast<Session&>(subscriber);
+  if (taking_handoffs && !session.http_stream && !session.catching_up()) {
+    woken.push_back(&session);
+  } else {
+    lws_callback_on_writable(session.wsi);
+  }
 }
 
 void Service::overflowed(Subscriber& subscriber) {
@@ -292,8 +297,19 @@ int Service::on_writeable(Session& session) {
     if (session.catching_up() && session.queue.empty()) lws_callback_on_writable(session.wsi);
     return 0;
   }
-  // Coalesce queued frames into one raw write: server frames are unmasked, so their bytes are
-  // complete as built and one syscall can carry many of them.
+  if (!write_ready_frames(session)) {
+    session.end_reason = "send failed";
+    return -1;
+  }
+  if (session.queue.front_ready() || session.catching_up() || session.close_code != 0) {
+    lws_callback_on_writable(session.wsi);
+  }
+  return 0;
+}
+
+// Coalesce queued frames into one raw write: server frames are unmasked, so their bytes are
+// complete as built and one syscall can carry many of them. False when the socket failed.
+bool Service::write_ready_frames(Session& session) {
   std::size_t total = 0;
   std::size_t count = 0;
   scratch.resize(LWS_PRE);
@@ -307,20 +323,36 @@ int Service::on_writeable(Session& session) {
     ++count;
     session.queue.pop();
   }
+  if (count == 0) return true;
+  // lws keeps what the socket did not take and sends it before anything else.
   const int written = lws_write(session.wsi, scratch.data() + LWS_PRE, total, LWS_WRITE_RAW);
-  if (written < static_cast<int>(total)) {
-    session.end_reason = "send failed";
-    return -1;
-  }
+  if (written < static_cast<int>(total)) return false;
   record_sent(count, total);
   if (session.rx_paused && session.in_flight < kPublisherWindow / 2) {
     session.rx_paused = false;
     lws_rx_flow_control(session.wsi, 1);
   }
-  if (session.queue.front_ready() || session.catching_up() || session.close_code != 0) {
-    lws_callback_on_writable(session.wsi);
+  return true;
+}
+
+// Frames queued while a hand-off was taken go out right after it, from the loop itself: a
+// writable round per connection (a poll over every socket, then one callback each) would add
+// its cost and its delay to every delivery. Only a connection whose socket took everything so far
+// is written this way; any other waits for lws to say it is writable, as before.
+void Service::flush_woken() {
+  for (Session* session : woken) {
+    if (session->close_code != 0 || lws_partial_buffered(session->wsi)) {
+      lws_callback_on_writable(session->wsi);
+      continue;
+    }
+    if (!write_ready_frames(*session)) {
+      session->end_reason = "send failed";
+      lws_set_timeout(session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      continue;
+    }
+    if (session->queue.front_ready()) lws_callback_on_writable(session->wsi);
   }
-  return 0;
+  woken.clear();
 }
 
 // One write to a subscriber carried `messages` messages in `bytes` bytes; the live broadcasts

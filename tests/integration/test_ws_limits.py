@@ -101,6 +101,39 @@ class SlowConsumerTest(ServerTestCase):
             self.assertEqual(record.fields["reason"], "slow consumer")
 
 
+class PausedReaderTest(ServerTestCase):
+
+    async def test_a_reader_that_pauses_gets_every_frame_whole_and_in_order(self):
+        # More than the socket buffers can hold (tcp_wmem's maximum is 4 MiB), so writes to the
+        # paused reader come back short and the rest waits in the server: what was cut must go
+        # out whole, before anything later, while another subscriber is served at once.
+        server = self.start_server("--client-queue-bytes", "32MiB")
+        paused = self.raw_socket(server, "/ws/events", rcvbuf=4096, timeout=20)
+        self.assertEqual(paused.status, 101, paused.response)
+        self.assertEqual(json.loads(paused.read_frame()[1])["type"], "ping")
+        normal = await self.subscribe(server)
+        count, pad = 600, "0123456789" * 1000
+        datas = [{"n": n, "pad": pad} for n in range(count)]
+        # One at a time: each event is written as soon as it is stored, so the write that finds
+        # the socket full is one made right after a hand-off, not one in a writable round.
+        pub = await self.publisher(server)
+        ids = []
+        for data in datas:
+            ids.append((await pub.publish({"type": "event", "data": data}))["id"])
+        self.assertEqual(len(await normal.events(count, timeout=30)), count)
+        received = []
+        for _ in range(count + 100):  # bounded: pings may come between the events
+            opcode, payload = await asyncio.to_thread(paused.read_frame)
+            self.assertEqual(opcode, 1)
+            message = json.loads(payload)
+            if message["type"] == "event":
+                received.append(message)
+            if len(received) == count:
+                break
+        self.assertEqual([m["id"] for m in received], ids)
+        self.assertEqual([m["data"] for m in received], datas)
+
+
 class MessageSizeTest(ServerTestCase):
 
     async def test_frames_over_max_message_bytes_get_1009(self):

@@ -89,3 +89,24 @@ TEST_CASE("loadtest::loadtest_camera_set") {
   CHECK(loadtest_camera_set(3, 0, 2).empty());
   CHECK(loadtest_camera_set(3, 1, 2) == std::vector<std::size_t>{0});
 }
+
+TEST_CASE("loadtest::loadtest_loop_options") {
+  LoadtestOptions options;
+  SUBCASE("a loop expecting a message now and then reads it as soon as it arrives") {
+    options.rate = 10;
+    const auto loop = loadtest_loop_options(options, 50);  // 500 messages/s
+    CHECK(loop.collect_us == 0);
+    CHECK(loop.epoll);
+    CHECK(loop.max_connections == 58);
+  }
+  SUBCASE("a busy loop looks at its sockets at most every 0.1 ms") {
+    options.rate = 200;
+    CHECK(loadtest_loop_options(options, 500).collect_us == 100);  // 100,000 messages/s
+    CHECK(loadtest_loop_options(options, 99).collect_us == 0);     // 19,800 messages/s
+    CHECK(loadtest_loop_options(options, 100).collect_us == 100);  // 20,000 messages/s
+  }
+  SUBCASE("at full speed the loop is busy") {
+    options.rate = 0;
+    CHECK(loadtest_loop_options(options, 1).collect_us == 100);
+  }
+}
