@@ -15,7 +15,8 @@
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
-#      THREADS (2: loadtest's receiving threads), SERVE_THREADS (serve --threads; default: serve's
+#      THREADS (loadtest's receiving threads; default 1, which costs it the least CPU, and 2 for
+#      scenario a, whose 100 deliveries of one event arrive together), SERVE_THREADS (serve --threads; default: serve's
 #      own, one per core), REPS (3: runs of each scenario, in rounds)
 # Every line carries the git revision ("rev", "+dirty" with uncommitted changes) and "rep".
 set -euo pipefail
@@ -101,6 +102,8 @@ stop_bystanders() {  # prints their JSON report
   tail -1 "$BYSTANDERS_OUT"
 }
 
+loadtest_threads() { echo "${THREADS:-${LOADTEST_THREADS:-1}}"; }
+
 scenario() {
   local name=$1
   shift
@@ -108,7 +111,7 @@ scenario() {
   local report bystanders='{}'
   [[ -n ${BYSTANDERS:-} ]] && start_bystanders "$BYSTANDERS"
   report=$("$BIN" loadtest --url "$URL" --json --server-pid "$SERVER_PID" --slo '' \
-    --threads "${THREADS:-2}" "$@" || true)
+    --threads "$(loadtest_threads)" "$@" || true)
   [[ -n ${BYSTANDERS:-} ]] && bystanders=$(stop_bystanders)
   stop_server
   /usr/bin/python3 -c '
@@ -119,7 +122,7 @@ delivery = r.get("server_delivery") or {}
 growth = (r["server_rss_after"] or 0) - (r["server_rss_before"] or 0)
 share = lambda name: round(delivery[name], 4) if delivery.get(name) is not None else None
 print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2],
-                  "serve_threads": sys.argv[5] or "cores",
+                  "serve_threads": sys.argv[5] or "cores", "loadtest_threads": int(sys.argv[6]),
                   "date": datetime.datetime.utcnow().isoformat() + "Z",
                   "rev": os.environ["REV"], "rep": int(os.environ["REP"]),
                   "connected": r["connected"], "published": r["published"],
@@ -139,13 +142,14 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
                   if delivery.get("p99_at_most") is not None else None,
                   "server_delivery_buckets": delivery.get("buckets"),
                   **{"bystander_" + k: v for k, v in json.loads(sys.argv[4]).items()},
-                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders" "${SERVE_THREADS:-}"
+                  "error": r.get("error")}))' "$name" "$*" "$report" "$bystanders" "${SERVE_THREADS:-}" \
+    "$(loadtest_threads)"
 }
 
 for REP in $(seq "${REPS:-3}"); do
 for s in ${SCENARIOS:-a b c d w f0 f1 g0 g1}; do
   case $s in
-    a) scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
+    a) LOADTEST_THREADS=2 scenario a --clients 100 --rate 10 --size 1KiB --duration "$DURATION" ;;
     b) scenario b --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 ;;
     c) scenario c --clients 100 --rate 0 --size 256 --duration 5s ;;
     d) scenario d --clients 10000 --rate 1 --size 256 --duration 2s ;;
