@@ -7,6 +7,8 @@
 #   d: 10,000 idle subscribers                         (server RSS per subscriber)
 #   w: scenario a with bench/ws_latency.js (Node's ws) as the generator: a cross-check with a
 #      client that is not this project's code
+#   m: scenario a with bench/ws_floor.cpp (one epoll thread, plain sockets) as the generator: the
+#      floor a load client can reach here, to check loadtest as an instrument
 #   f0/f1: field filters. 1,000 subscribers, 200 events/s of 512 B over 100 cameras; f1 with each
 #      subscriber filtering server-side on 2 cameras (where=camera_id in ..., a different pair
 #      each), f0 the same run unfiltered
@@ -14,7 +16,7 @@
 #      filtered bystanders beside them (bench/ws_bystanders.js: one camera each)
 # Each line has the end-to-end figures loadtest measured and the server's own view from /metrics
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
-# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w f0 f1 g0 g1"),
+# Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w m f0 f1 g0 g1"),
 #      THREADS (loadtest's receiving threads; default 1, which costs it the least CPU, and 2 for
 #      scenario a, whose 100 deliveries of one event arrive together), SERVE_THREADS (serve --threads; default: serve's
 #      own, one per core), REPS (3: runs of each scenario, in rounds)
@@ -76,6 +78,24 @@ import datetime, json, os, sys
 r = json.loads(sys.argv[1])
 r.update(json.loads(sys.argv[2]))
 r.update({"scenario": "w", "date": datetime.datetime.utcnow().isoformat() + "Z",
+          "rev": os.environ["REV"], "rep": int(os.environ["REP"])})
+print(json.dumps(r))' "$report" "$(server_delivery "$metrics")"
+}
+
+# Scenario a driven by bench/ws_floor.cpp: one epoll thread on plain sockets, no libwebsockets,
+# no evstream code. What loadtest adds on top of it is the instrument's own cost.
+floor_scenario() {
+  start_server
+  local report metrics
+  report=$("${BUILD_DIR:-build}/ws_floor" "${URL##*:}" 100 10 1024 "${DURATION%s}")
+  metrics=$(scrape_metrics)
+  stop_server
+  /usr/bin/python3 -c '
+import datetime, json, os, sys
+r = json.loads(sys.argv[1])
+r["lost"] = r["expected"] - r["received"]
+r.update(json.loads(sys.argv[2]))
+r.update({"bench": "serve", "scenario": "m", "date": datetime.datetime.utcnow().isoformat() + "Z",
           "rev": os.environ["REV"], "rep": int(os.environ["REP"])})
 print(json.dumps(r))' "$report" "$(server_delivery "$metrics")"
 }
@@ -148,7 +168,7 @@ print(json.dumps({"bench": "serve", "scenario": sys.argv[1], "args": sys.argv[2]
 
 # Rounds of every scenario but d, then d's rounds: closing 10,000 connections leaves the kernel
 # a minute of TIME_WAIT timers, whose softirq work lands on (and is counted for) the next server.
-ALL=${SCENARIOS:-a b c d w f0 f1 g0 g1}
+ALL=${SCENARIOS:-a b c d w m f0 f1 g0 g1}
 OTHERS=""
 for s in $ALL; do [[ $s == d ]] || OTHERS+="$s "; done
 ROUNDS=()
@@ -165,6 +185,7 @@ for s in ${round#*:}; do
     c) scenario c --clients 100 --rate 0 --size 256 --duration 5s ;;
     d) scenario d --clients 10000 --rate 1 --size 256 --duration 2s ;;
     w) ws_scenario ;;
+    m) floor_scenario ;;
     f0) scenario f0 --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 \
       --cameras 100 ;;
     f1) scenario f1 --clients 1000 --rate 200 --size 512 --duration "$DURATION" --ramp 2000 \
