@@ -18,8 +18,8 @@
 # (evstream_delivery_seconds: acceptance to the write into each subscriber's socket).
 # Env: BUILD_DIR (build), BENCH_DIR (/tmp), DURATION (10s), SCENARIOS ("a b c d w m f0 f1 g0 g1"),
 #      THREADS (loadtest's receiving threads; default 1, which costs it the least CPU, and 2 for
-#      scenario a, whose 100 deliveries of one event arrive together), SERVE_THREADS (serve --threads; default: serve's
-#      own, one per core), REPS (3: runs of each scenario, in rounds)
+#      scenario a, whose 100 deliveries of one event arrive together), SERVE_THREADS (serve
+#      --threads; default: serve's own, one per core), REPS (3: runs of each scenario, in rounds)
 # Every line carries the git revision ("rev", "+dirty" with uncommitted changes) and "rep".
 set -euo pipefail
 cd "$(dirname "$0")/.."
