@@ -2,7 +2,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -67,9 +66,7 @@ int run_loadtest_command(LoadtestFlags& flags) {
   raise_fd_limit(options.clients + 64);
 
   block_stop_signals();
-  // The first loop carries the publisher and the first thread's share of the subscribers.
-  const std::size_t threads = std::clamp<std::size_t>(options.threads, 1, options.clients);
-  ClientLoop loop(loadtest_loop_options(options, (options.clients + threads - 1) / threads));
+  ClientLoop loop(loadtest_loop_options(options, loadtest_shard_clients(options, 0)));
   if (!loop.uses_epoll()) {
     std::fprintf(stderr,
                  "evstream: warning: libwebsockets' libev plugin is missing (Debian package "

@@ -146,11 +146,11 @@ class Engine final : public WsHandler {
     std::vector<WsUrl> urls = m_options.urls;
     for (WsUrl& url : urls) url.path = with_token(path, m_options.read_token);
     if (m_options.where_cameras > 0) urls = filtered_urls(path);
-    const std::size_t count = std::clamp<std::size_t>(m_options.threads, 1, m_options.clients);
+    const std::size_t count = loadtest_shard_count(m_options);
     const double ramp = m_options.ramp / static_cast<double>(count);
     std::size_t first = 0;  // global index of the shard's first subscriber: one round-robin
     for (std::size_t k = 0; k < count; ++k) {
-      const std::size_t clients = m_options.clients / count + (k < m_options.clients % count);
+      const std::size_t clients = loadtest_shard_clients(m_options, k);
       ClientLoop* loop = &m_loop;
       std::function<void()> on_event;
       if (k == 0) {
@@ -415,6 +415,15 @@ std::vector<std::size_t> loadtest_camera_set(std::size_t index, std::size_t came
   }
   std::sort(set.begin(), set.end());
   return set;
+}
+
+std::size_t loadtest_shard_count(const LoadtestOptions& options) {
+  return std::clamp<std::size_t>(options.threads, 1, std::max<std::size_t>(options.clients, 1));
+}
+
+std::size_t loadtest_shard_clients(const LoadtestOptions& options, std::size_t shard) {
+  const std::size_t count = loadtest_shard_count(options);
+  return options.clients / count + (shard < options.clients % count);
 }
 
 ClientLoopOptions loadtest_loop_options(const LoadtestOptions& options, std::size_t clients) {

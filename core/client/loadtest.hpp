@@ -21,6 +21,12 @@ struct LoadtestOptions;
 // expecting many messages at once wakes at most every 0.1 ms (see loadtest.cpp).
 ClientLoopOptions loadtest_loop_options(const LoadtestOptions& options, std::size_t clients);
 
+// Subscribers are spread over this many loops (one per --threads, at most one per subscriber);
+// shard k gets loadtest_shard_clients(options, k) of them, shard 0 on the caller's loop beside
+// the publisher.
+std::size_t loadtest_shard_count(const LoadtestOptions& options);
+std::size_t loadtest_shard_clients(const LoadtestOptions& options, std::size_t shard);
+
 struct LoadtestOptions {
   // The servers (ws://host:port; endpoints are added). Subscribers are spread over them round-robin
   // (nodes of one cluster); the publisher and the server figures use the first.

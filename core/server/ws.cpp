@@ -247,7 +247,8 @@ void Service::close_later(Session& session, int code, std::string reason, bool a
 void Service::wake(Subscriber& subscriber) {
   auto& session = static_cast<Session&>(subscriber);
   if (taking_handoffs && !session.http_stream && !session.catching_up()) {
-    woken.push_back(&session);
+    // A publisher's acks come in a row: list it once for them.
+    if (woken.empty() || woken.back() != &session) woken.push_back(&session);
   } else {
     lws_callback_on_writable(session.wsi);
   }

@@ -110,3 +110,17 @@ TEST_CASE("loadtest::loadtest_loop_options") {
     CHECK(loadtest_loop_options(options, 1).collect_us == 100);
   }
 }
+
+TEST_CASE("loadtest::loadtest_shard_clients") {
+  LoadtestOptions options;
+  options.clients = 1001;
+  options.threads = 3;
+  REQUIRE(loadtest_shard_count(options) == 3);
+  CHECK(loadtest_shard_clients(options, 0) == 334);  // the first loop, beside the publisher
+  CHECK(loadtest_shard_clients(options, 1) == 334);
+  CHECK(loadtest_shard_clients(options, 2) == 333);
+  options.clients = 2;
+  CHECK(loadtest_shard_count(options) == 2);  // never a loop without a subscriber
+  options.threads = 0;
+  CHECK(loadtest_shard_count(options) == 1);
+}
